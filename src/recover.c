@@ -1,0 +1,300 @@
+/*
+ * recover.c — finishing or removing what crashed writers left behind.
+ *
+ * Everything in flight lives in <base>/.deltafs-tmp/ (atomic.c), so
+ * recovery reads one small directory, never the million-entry files/.
+ * The write protocol and the state each crash point leaves are described
+ * at the top of storage.c; the rules here follow from it:
+ *
+ *   e.<id>.meta.json.S   pending metadata.  If its writer is alive (its
+ *                        flock is held) leave it.  Otherwise, under the
+ *                        entity's exclusive lock (try only: a busy entity
+ *                        is left for later), if it matches the blob now at
+ *                        files/<id>.json.enc (size and XXH3) the write got
+ *                        past its blob swap: roll it forward (rename into
+ *                        place, fsync files/).  If not, the write never
+ *                        swapped its blob (or a later write superseded it):
+ *                        remove it.
+ *   e.<id>.json.enc.S    a blob temp: the new blob of a write that never
+ *                        swapped, or the old blob after a swap.  Never
+ *                        needed once its writer is gone (its metadata temp
+ *                        S is absent or unlocked): remove it.
+ *   t.<id>.json.S        a template temp of a dead writer: remove it.
+ *
+ * Readers use dfs__find_pending_meta() to return the new pair while a
+ * pending metadata file is waiting (storage.c read_pair).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "error_int.h"
+#include "id.h"
+#include "meta_int.h"
+#include "storage_int.h"
+#include "sys.h"
+
+enum tmp_kind { TK_OTHER, TK_META, TK_BLOB, TK_TEMPLATE };
+
+struct tmp_name {
+  enum tmp_kind kind;
+  char id[DFS_ID_MAX + 1];
+  char sfx[DFS_TMP_SFX_LEN + 1];
+};
+
+static int is_hex16(const char *s)
+{
+  for (int i = 0; i < DFS_TMP_SFX_LEN; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  return s[DFS_TMP_SFX_LEN] == '\0';
+}
+
+/* Split a .deltafs-tmp name into kind, id and suffix. */
+static void parse_tmp_name(const char *name, struct tmp_name *t)
+{
+  size_t n = strlen(name), core;
+  struct {
+    const char *prefix, *suffix;
+    enum tmp_kind kind;
+  } forms[] = {{"e.", DFS_META_SUFFIX, TK_META},
+               {"e.", DFS_BLOB_SUFFIX, TK_BLOB},
+               {"t.", DFS_TEMPLATE_SUFFIX, TK_TEMPLATE}};
+
+  t->kind = TK_OTHER;
+  if (n < 2 + 1 + DFS_TMP_SFX_LEN || name[n - DFS_TMP_SFX_LEN - 1] != '.' ||
+      !is_hex16(name + n - DFS_TMP_SFX_LEN))
+    return;
+  core = n - DFS_TMP_SFX_LEN - 1; /* "<prefix><id><suffix>" */
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    size_t pl = strlen(forms[i].prefix), sl = strlen(forms[i].suffix);
+    if (core <= pl + sl || strncmp(name, forms[i].prefix, pl) != 0 ||
+        memcmp(name + core - sl, forms[i].suffix, sl) != 0)
+      continue;
+    if (!dfs__id_check(name + pl, core - pl - sl))
+      continue;
+    memcpy(t->id, name + pl, core - pl - sl);
+    t->id[core - pl - sl] = '\0';
+    memcpy(t->sfx, name + n - DFS_TMP_SFX_LEN, DFS_TMP_SFX_LEN + 1);
+    t->kind = forms[i].kind;
+    return;
+  }
+}
+
+/* Read a temp (O_NOFOLLOW), whole. 0 or -1/errno. */
+static int load_tmp(dfs_storage *st, const char *name, char **buf, size_t *len)
+{
+  int fd = dfs_sys_openat(st->tmp_fd, name, O_RDONLY | O_NOFOLLOW, 0), r;
+  if (fd < 0)
+    return -1;
+  r = dfs_sys_read_all(fd, DFS_META_MAX, buf, len);
+  dfs_sys_close_quiet(fd);
+  return r;
+}
+
+/* Size and XXH3 of files/<id>.json.enc. 0, or -1/errno. */
+static int final_blob_identity(dfs_storage *st, const char *id, uint64_t *size, uint64_t *hash)
+{
+  char bname[DFS_NAME_MAX], *blob;
+  size_t len;
+  int fd, r;
+  dfs__entity_name(bname, id, DFS_BLOB_SUFFIX);
+  fd = dfs_sys_openat(st->files_fd, bname, O_RDONLY | O_NOFOLLOW, 0);
+  if (fd < 0)
+    return -1;
+  r = dfs_sys_read_all(fd, (size_t)1 << 40, &blob, &len);
+  dfs_sys_close_quiet(fd);
+  if (r < 0)
+    return -1;
+  *size = len;
+  *hash = dfs__blob_hash(blob, len);
+  free(blob);
+  return 0;
+}
+
+/* Iterate .deltafs-tmp names. */
+static int scan_tmp(dfs_storage *st, int (*fn)(dfs_storage *st, const char *name, void *p),
+                    void *p)
+{
+  char buf[32 * 1024];
+  int fd = dfs_sys_openat(st->tmp_fd, ".", O_RDONLY | O_DIRECTORY, 0), rc = 0;
+  if (fd < 0)
+    return dfs__errno(DFS_EREAD, errno, "recover: open %s/" DFS_TMP_DIR, st->base);
+  for (;;) {
+    ssize_t n = dfs_sys_getdents64(fd, buf, sizeof buf);
+    if (n < 0) {
+      rc = dfs__errno(DFS_EREAD, errno, "recover: read %s/" DFS_TMP_DIR, st->base);
+      break;
+    }
+    if (n == 0)
+      break;
+    for (ssize_t off = 0; off < n;) {
+      struct dirent64 *d = (struct dirent64 *)(buf + off);
+      off += d->d_reclen;
+      if (d->d_name[0] == '.' && (!d->d_name[1] || (d->d_name[1] == '.' && !d->d_name[2])))
+        continue;
+      if ((rc = fn(st, d->d_name, p)) != 0)
+        goto out;
+    }
+  }
+out:
+  dfs_sys_close_quiet(fd);
+  return rc;
+}
+
+/* ---- readers: the pending metadata of an id --------------------------- */
+
+struct pending {
+  const char *id;
+  uint64_t size, hash;
+  char *best;
+  size_t best_len;
+  int64_t best_version;
+};
+
+static int pending_cb(dfs_storage *st, const char *name, void *p)
+{
+  struct pending *q = p;
+  struct tmp_name t;
+  char *json;
+  size_t len;
+  uint64_t size, hash;
+  int has;
+  dfs_meta *m;
+
+  parse_tmp_name(name, &t);
+  if (t.kind != TK_META || strcmp(t.id, q->id) != 0)
+    return 0;
+  if (load_tmp(st, name, &json, &len) < 0)
+    return 0; /* renamed or removed meanwhile: not ours to report */
+  if (dfs_meta_parse(json, len, &m, &size, &hash, &has) == 0 && has && size == q->size &&
+      hash == q->hash && (!q->best || m->version > q->best_version)) {
+    free(q->best);
+    q->best = json;
+    q->best_len = len;
+    q->best_version = m->version;
+    json = NULL;
+  }
+  if (m)
+    free(m);
+  free(json);
+  return 0;
+}
+
+int dfs__find_pending_meta(dfs_storage *st, const char *id, uint64_t size, uint64_t hash,
+                           char **out_json, size_t *out_len)
+{
+  struct pending q = {id, size, hash, NULL, 0, 0};
+  int rc = scan_tmp(st, pending_cb, &q);
+  if (rc < 0) {
+    free(q.best);
+    return rc;
+  }
+  if (!q.best)
+    return DFS_ENOTFOUND;
+  *out_json = q.best;
+  *out_len = q.best_len;
+  return 0;
+}
+
+/* ---- recovery --------------------------------------------------------- */
+
+/* Open a temp and try to take its flock: returns the fd (we now own it:
+ * its writer is dead), -2 if a live writer holds it, -1 if it is gone. */
+static int claim_tmp(dfs_storage *st, const char *name, int op)
+{
+  int fd = dfs_sys_openat(st->tmp_fd, name, O_RDONLY | O_NOFOLLOW, 0);
+  if (fd < 0)
+    return -1;
+  if (dfs_sys_flock(fd, op | LOCK_NB) < 0) {
+    dfs_sys_close_quiet(fd);
+    return -2;
+  }
+  return fd;
+}
+
+static void recover_meta(dfs_storage *st, const char *name, const struct tmp_name *t)
+{
+  char *json = NULL, mname[DFS_NAME_MAX];
+  size_t len;
+  uint64_t size, hash, fsize, fhash;
+  int has = 0, lockfd = -1, fd;
+  dfs_meta *m = NULL;
+
+  fd = claim_tmp(st, name, LOCK_EX);
+  if (fd < 0)
+    return; /* live, or already handled */
+  if (dfs_sys_read_all(fd, DFS_META_MAX, &json, &len) < 0 ||
+      dfs_meta_parse(json, len, &m, &size, &hash, &has) < 0 || !has) {
+    /* A metadata temp that never got its contents: its write never
+     * committed.  Remove it. */
+    (void)dfs_sys_unlinkat(st->tmp_fd, name, 0);
+    goto out;
+  }
+  /* Serialize with writers of the entity; never wait for them. */
+  if (dfs__lockfile_acquire(st, t->id, LOCK_EX | LOCK_NB, 1, &lockfd) < 0)
+    goto out;
+  if (final_blob_identity(st, t->id, &fsize, &fhash) == 0 && fsize == size && fhash == hash) {
+    dfs__entity_name(mname, t->id, DFS_META_SUFFIX);
+    if (dfs_sys_renameat(st->tmp_fd, name, st->files_fd, mname) == 0)
+      (void)dfs__dir_sync(st, st->files_fd, DFS_FILES_DIR, "recover", t->id);
+  } else {
+    (void)dfs_sys_unlinkat(st->tmp_fd, name, 0);
+  }
+out:
+  dfs_sys_close_quiet(lockfd);
+  dfs_sys_close_quiet(fd);
+  free(m);
+  free(json);
+}
+
+static void recover_blob(dfs_storage *st, const char *name, const struct tmp_name *t)
+{
+  char mtmp[DFS_TMP_NAME_MAX];
+  int fd;
+  snprintf(mtmp, sizeof mtmp, "e.%s" DFS_META_SUFFIX ".%s", t->id, t->sfx);
+  fd = claim_tmp(st, mtmp, LOCK_SH);
+  if (fd == -2)
+    return; /* its writer is alive */
+  (void)dfs_sys_unlinkat(st->tmp_fd, name, 0);
+  dfs_sys_close_quiet(fd);
+}
+
+static void recover_template(dfs_storage *st, const char *name)
+{
+  int fd = claim_tmp(st, name, LOCK_EX);
+  if (fd < 0)
+    return;
+  (void)dfs_sys_unlinkat(st->tmp_fd, name, 0);
+  dfs_sys_close_quiet(fd);
+}
+
+static int recover_cb(dfs_storage *st, const char *name, void *p)
+{
+  int pass = *(int *)p;
+  struct tmp_name t;
+  parse_tmp_name(name, &t);
+  if (pass == 0 && t.kind == TK_META)
+    recover_meta(st, name, &t);
+  else if (pass == 1 && t.kind == TK_BLOB)
+    recover_blob(st, name, &t);
+  else if (pass == 1 && t.kind == TK_TEMPLATE)
+    recover_template(st, name);
+  return 0;
+}
+
+int dfs__recover_all(dfs_storage *st)
+{
+  int rc = 0;
+  /* Metadata first (it decides roll-forward against the final blob), then
+   * blob and template temps. */
+  for (int pass = 0; pass < 2 && rc == 0; pass++)
+    rc = scan_tmp(st, recover_cb, &pass);
+  return rc;
+}
