@@ -100,7 +100,7 @@ typedef struct dfs_file {
 
 typedef struct dfs_id_list {
   size_t count; /* number of ids                                           */
-  char **ids;   /* count ids, sorted bytewise                              */
+  char **ids;   /* count ids, in directory order                          */
 } dfs_id_list;
 
 /* 0 if `id` is a valid entity/schema id, else DFS_EINVALID_ID (detail set). */
@@ -140,7 +140,11 @@ void dfs_file_free(dfs_file *f); /* NULL is fine */
 
 /* The stored version of `id`, cheaply: one fstatat when the metadata file is
  * unchanged since this handle last parsed it and settled (its ctime is at
- * least DFS_VERSION_SETTLE_MS old); otherwise a full metadata read.
+ * least DFS_VERSION_SETTLE_MS old); otherwise the metadata is parsed and the
+ * blob's size checked against it (a write caught between its two renames is
+ * resolved as dfs_read does).  The blob's hash is not checked: a torn pair
+ * of equal sizes reports the metadata's version here and DFS_ECORRUPT from
+ * dfs_read.
  * Returns 0, DFS_ENOTFOUND, DFS_EINVALID_ID, DFS_ECORRUPT, DFS_EREAD. */
 int dfs_version(dfs_storage *st, const char *id, int64_t *out);
 
@@ -161,7 +165,9 @@ int dfs_delete(dfs_storage *st, const char *id);
  * or a negative code (DFS_EINVALID_ID, DFS_EREAD, DFS_EINVAL). */
 int dfs_exists(dfs_storage *st, const char *id);
 
-/* All entity ids (names `<id>.json.enc` whose id is valid), sorted.  Temp
+/* All entity ids (names `<id>.json.enc` whose id is valid), in directory
+ * order (unsorted: sorting a million ids would cost more than reading the
+ * directory; qsort the array if you need an order).  Temp
  * files, lock files, metadata and foreign files are ignored.
  * Returns 0, DFS_EREAD, DFS_ENOMEM, DFS_EINVAL. */
 int dfs_list(dfs_storage *st, dfs_id_list **out);
@@ -181,7 +187,7 @@ int dfs_template_write(dfs_storage *st, const char *schema_id, const void *data,
                        size_t len);
 int dfs_template_read(dfs_storage *st, const char *schema_id, void **out,
                       size_t *out_len);
-/* Schema ids of all templates, sorted (as dfs_list). */
+/* Schema ids of all templates (as dfs_list). */
 int dfs_template_list(dfs_storage *st, dfs_id_list **out);
 
 /* Free a buffer the library allocated (dfs_template_read, dfs_meta_parse). */
