@@ -101,6 +101,7 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int env_mode = -1; /* -1 auto, else enum dfs_sync_mode */
 static int group_commit = 1;
+static int use_helper = 1;
 
 /* ---- filesystem detection cache --------------------------------------- */
 
@@ -132,8 +133,85 @@ struct gc_slot {
 static struct gc_slot gc[GC_SLOTS];
 static pthread_mutex_t gc_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* ---- the fdatasync helper thread --------------------------------------- */
+
+/* One persistent thread per process that runs one fdatasync for a writer
+ * while the writer runs the other itself (created at first use, never per
+ * write).  One job at a time: a writer that finds it busy syncs inline. */
+static pthread_mutex_t h_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t h_job_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t h_done_cv = PTHREAD_COND_INITIALIZER;
+static int h_running; /* the thread exists (in this process)          */
+static int h_busy;    /* a writer owns the helper                     */
+static int h_has_job, h_job_done, h_fd, h_rc, h_errno;
+
+static void *helper_main(void *arg)
+{
+  (void)arg;
+  pthread_mutex_lock(&h_mu);
+  for (;;) {
+    int fd, r, e;
+    while (!h_has_job)
+      pthread_cond_wait(&h_job_cv, &h_mu);
+    fd = h_fd;
+    h_has_job = 0;
+    pthread_mutex_unlock(&h_mu);
+    r = dfs_sys_fdatasync(fd);
+    e = errno;
+    pthread_mutex_lock(&h_mu);
+    h_rc = r;
+    h_errno = e;
+    h_job_done = 1;
+    pthread_cond_signal(&h_done_cv);
+  }
+  return NULL;
+}
+
+/* Hand fdatasync(fd) to the helper: 1 if taken (then helper_wait), 0 if
+ * the caller must do it itself. */
+static int helper_submit(int fd)
+{
+  int taken = 0;
+  pthread_mutex_lock(&h_mu);
+  if (!h_running) {
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 64 * 1024);
+    if (pthread_create(&t, &a, helper_main, NULL) == 0)
+      h_running = 1;
+    pthread_attr_destroy(&a);
+  }
+  if (h_running && !h_busy) {
+    h_busy = 1;
+    h_fd = fd;
+    h_has_job = 1;
+    h_job_done = 0;
+    pthread_cond_signal(&h_job_cv);
+    taken = 1;
+  }
+  pthread_mutex_unlock(&h_mu);
+  return taken;
+}
+
+/* Wait for the helper's fdatasync: its result, errno set on failure. */
+static int helper_wait(void)
+{
+  int r;
+  pthread_mutex_lock(&h_mu);
+  while (!h_job_done)
+    pthread_cond_wait(&h_done_cv, &h_mu);
+  r = h_rc;
+  errno = h_errno;
+  h_busy = 0;
+  pthread_mutex_unlock(&h_mu);
+  return r;
+}
+
 static void fork_prepare(void)
 {
+  pthread_mutex_lock(&h_mu);
   pthread_mutex_lock(&fs_mu);
   pthread_mutex_lock(&gc_mu);
   for (int i = 0; i < GC_SLOTS; i++)
@@ -146,6 +224,7 @@ static void fork_parent(void)
     pthread_mutex_unlock(&gc[i].mu);
   pthread_mutex_unlock(&gc_mu);
   pthread_mutex_unlock(&fs_mu);
+  pthread_mutex_unlock(&h_mu);
 }
 
 static void fork_child(void)
@@ -153,6 +232,8 @@ static void fork_child(void)
   /* The leader of an in-flight fsync is not in the child: nobody runs. */
   for (int i = 0; i < GC_SLOTS; i++)
     gc[i].running = 0;
+  /* Nor is the helper thread (started again at first use). */
+  h_running = h_busy = h_has_job = h_job_done = 0;
   fork_parent();
 }
 
@@ -167,8 +248,12 @@ static void init_once(void)
     env_mode = DFS_SYNC_FDATASYNC;
   else if (m && strcmp(m, "sfr") == 0)
     env_mode = DFS_SYNC_SFR;
+  const char *h = getenv("DELTAFS_SYNC_HELPER");
+
   if (g && strcmp(g, "0") == 0)
     group_commit = 0;
+  if (h && strcmp(h, "0") == 0)
+    use_helper = 0;
   for (int i = 0; i < GC_SLOTS; i++) {
     pthread_mutex_init(&gc[i].mu, NULL);
     pthread_cond_init(&gc[i].cv, NULL);
@@ -336,6 +421,27 @@ int dfs__commit_sync_temps(dfs_storage *st, struct dfs_tmp **ts, int n, const ch
     if (sys_sync_file_range(ts[i]->fd, SYNC_FILE_RANGE_WRITE) < 0 && mode == DFS_SYNC_SFR)
       return sync_error(st, ts[i], "sync_file_range", op, id);
 
+  if (mode == DFS_SYNC_FDATASYNC && n == 2 && use_helper) {
+    /* Both fdatasyncs at once: the helper takes the first temp, this
+     * thread the second; each waits for its own flush, concurrently. */
+    int taken = helper_submit(ts[0]->fd), r1, r0 = 0, e1, e0 = 0;
+    r1 = dfs_sys_fdatasync(ts[1]->fd);
+    e1 = errno;
+    if (taken)
+      r0 = helper_wait();
+    else
+      r0 = dfs_sys_fdatasync(ts[0]->fd);
+    e0 = errno;
+    if (r0 < 0) {
+      errno = e0;
+      return sync_error(st, ts[0], "fdatasync", op, id);
+    }
+    if (r1 < 0) {
+      errno = e1;
+      return sync_error(st, ts[1], "fdatasync", op, id);
+    }
+    return 0;
+  }
   for (int i = 0; i < n; i++) {
     if (mode == DFS_SYNC_SFR) {
       /* Data written and acknowledged; the directory fsync that must follow

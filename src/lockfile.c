@@ -43,28 +43,45 @@ int dfs__lockfile_open(dfs_storage *st, const char *id, const char *name, int cr
    * we close it.  O_RDWR because that is what the Go workers open with; the
    * flock itself needs no access mode at all. */
   int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0);
-  int fd = dfs_sys_openat(st->files_fd, name, flags, 0644);
+  int fd = -1;
 
-  if (fd < 0 && (errno == EACCES || errno == EROFS)) {
-    /* A lock file created by another user (mode 0644) or on a read-only
-     * mount cannot be opened for writing, but flock() works on any
-     * descriptor: fall back to read-only rather than refuse the lock.  If
-     * the file does not exist this fails with ENOENT and we report the
-     * first error, which is the real reason. */
-    int first = errno;
-    fd = dfs_sys_openat(st->files_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-    if (fd < 0)
-      errno = first;
-  }
-  if (fd < 0) {
-    if (errno == ENOENT && !create)
-      return dfs__errno(DFS_ENOTFOUND, errno, "lock %s: open %s/%s", id, st->files_path, name);
-    return dfs__errno(DFS_ELOCK, errno, "lock %s: open %s/%s", id, st->files_path, name);
-  }
-  if (dfs_sys_fstat(fd, &sb) < 0) {
-    int e = errno;
-    dfs_sys_close_quiet(fd);
-    return dfs__errno(DFS_ELOCK, e, "lock %s: fstat %s/%s", id, st->files_path, name);
+  /* ESTALE (network filesystems, e.g. GlusterFS): the lock file was removed
+   * by a delete on another host between our lookup and our open, or
+   * between our open and our fstat.  The next lookup sees the current
+   * state; a few tries are plenty (each needs another concurrent delete). */
+  for (int tries = 0;; tries++) {
+    fd = dfs_sys_openat(st->files_fd, name, flags, 0644);
+    if (fd < 0 && (errno == EACCES || errno == EROFS)) {
+      /* A lock file created by another user (mode 0644) or on a read-only
+       * mount cannot be opened for writing, but flock() works on any
+       * descriptor: fall back to read-only rather than refuse the lock.  If
+       * the file does not exist this fails with ENOENT and we report the
+       * first error, which is the real reason. */
+      int first = errno;
+      fd = dfs_sys_openat(st->files_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd < 0)
+        errno = first;
+    }
+    if (fd < 0) {
+      /* EEXIST without O_EXCL: GlusterFS reports it when another host
+       * created the file between our lookup and our create.  It exists
+       * now; open it. */
+      if ((errno == ESTALE || (errno == EEXIST && create)) && tries < 8)
+        continue;
+      if (errno == ENOENT && !create)
+        return dfs__errno(DFS_ENOTFOUND, errno, "lock %s: open %s/%s", id, st->files_path,
+                          name);
+      return dfs__errno(DFS_ELOCK, errno, "lock %s: open %s/%s", id, st->files_path, name);
+    }
+    if (dfs_sys_fstat(fd, &sb) == 0)
+      break;
+    {
+      int e = errno;
+      dfs_sys_close_quiet(fd);
+      if (e == ESTALE && tries < 8)
+        continue;
+      return dfs__errno(DFS_ELOCK, e, "lock %s: fstat %s/%s", id, st->files_path, name);
+    }
   }
   *out_fd = fd;
   *out_dev = sb.st_dev;
@@ -79,7 +96,11 @@ int dfs__lockfile_is_current(dfs_storage *st, const char *id, const char *name, 
   /* AT_SYMLINK_NOFOLLOW: a symlink swapped in at the path is "another
    * file", never the target it points to. */
   if (dfs_sys_fstatat(st->files_fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-    if (errno == ENOENT)
+    /* ESTALE (network filesystems, e.g. GlusterFS): the name resolved to a
+     * file another host has just removed — not the file we locked.  "Not
+     * current" is always the safe answer: the caller drops its lock and
+     * starts over on whatever the path names now. */
+    if (errno == ENOENT || errno == ESTALE)
       return 0;
     return dfs__errno(DFS_ELOCK, errno, "lock %s: fstatat %s/%s", id, st->files_path, name);
   }

@@ -90,7 +90,7 @@ static void parse_tmp_name(const char *name, struct tmp_name *t)
 /* Read a temp (O_NOFOLLOW), whole. 0 or -1/errno. */
 static int load_tmp(dfs_storage *st, const char *name, char **buf, size_t *len)
 {
-  int fd = dfs_sys_openat(st->tmp_fd, name, O_RDONLY | O_NOFOLLOW, 0), r;
+  int fd = dfs_sys_openat(st->tmp_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0), r;
   if (fd < 0)
     return -1;
   r = dfs_sys_read_all(fd, DFS_META_MAX, buf, len);
@@ -105,7 +105,7 @@ static int final_blob_identity(dfs_storage *st, const char *id, uint64_t *size, 
   size_t len;
   int fd, r;
   dfs__entity_name(bname, id, DFS_BLOB_SUFFIX);
-  fd = dfs_sys_openat(st->files_fd, bname, O_RDONLY | O_NOFOLLOW, 0);
+  fd = dfs_sys_openat(st->files_fd, bname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
   if (fd < 0)
     return -1;
   r = dfs_sys_read_all(fd, (size_t)1 << 40, &blob, &len);
@@ -116,6 +116,27 @@ static int final_blob_identity(dfs_storage *st, const char *id, uint64_t *size, 
   *hash = dfs__blob_hash(blob, len);
   free(blob);
   return 0;
+}
+
+/* 1 if files/<id>.meta.json parses, has integrity keys, and they match
+ * (size, hash): the final pair is consistent. */
+static int final_meta_matches(dfs_storage *st, const char *id, uint64_t size, uint64_t hash)
+{
+  char mname[DFS_NAME_MAX], *json = NULL;
+  size_t len;
+  uint64_t ms = 0, mh = 0;
+  int fd, has = 0, ok = 0;
+  dfs_meta *m = NULL;
+  dfs__entity_name(mname, id, DFS_META_SUFFIX);
+  fd = dfs_sys_openat(st->files_fd, mname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+  if (fd < 0)
+    return 0;
+  if (dfs_sys_read_all(fd, DFS_META_MAX, &json, &len) == 0)
+    ok = dfs_meta_parse(json, len, &m, &ms, &mh, &has) == 0 && has && ms == size && mh == hash;
+  dfs_sys_close_quiet(fd);
+  free(m);
+  free(json);
+  return ok;
 }
 
 /* Iterate .deltafs-tmp names. */
@@ -209,7 +230,7 @@ int dfs__find_pending_meta(dfs_storage *st, const char *id, uint64_t size, uint6
  * its writer is dead), -2 if a live writer holds it, -1 if it is gone. */
 static int claim_tmp(dfs_storage *st, const char *name, int op)
 {
-  int fd = dfs_sys_openat(st->tmp_fd, name, O_RDONLY | O_NOFOLLOW, 0);
+  int fd = dfs_sys_openat(st->tmp_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
   if (fd < 0)
     return -1;
   if (dfs_sys_flock(fd, op | LOCK_NB) < 0) {
@@ -224,14 +245,18 @@ static void recover_meta(dfs_storage *st, const char *name, const struct tmp_nam
   char *json = NULL, mname[DFS_NAME_MAX];
   size_t len;
   uint64_t size, hash, fsize, fhash;
-  int has = 0, lockfd = -1, fd;
+  int has = 0, lockfd = -1, fd, r;
   dfs_meta *m = NULL;
 
   fd = claim_tmp(st, name, LOCK_EX);
   if (fd < 0)
     return; /* live, or already handled */
-  if (dfs_sys_read_all(fd, DFS_META_MAX, &json, &len) < 0 ||
-      dfs_meta_parse(json, len, &m, &size, &hash, &has) < 0 || !has) {
+  if (dfs_sys_read_all(fd, DFS_META_MAX, &json, &len) < 0)
+    goto out; /* unreadable now (EIO...): cannot tell, leave it for later */
+  r = dfs_meta_parse(json, len, &m, &size, &hash, &has);
+  if (r == DFS_ENOMEM)
+    goto out; /* says nothing about the file: leave it for later */
+  if (r < 0 || !has) {
     /* A metadata temp that never got its contents: its write never
      * committed.  Remove it. */
     (void)dfs_sys_unlinkat(st->tmp_fd, name, 0);
@@ -240,13 +265,22 @@ static void recover_meta(dfs_storage *st, const char *name, const struct tmp_nam
   /* Serialize with writers of the entity; never wait for them. */
   if (dfs__lockfile_acquire(st, t->id, LOCK_EX | LOCK_NB, 1, &lockfd) < 0)
     goto out;
-  if (final_blob_identity(st, t->id, &fsize, &fhash) == 0 && fsize == size && fhash == hash) {
+  r = final_blob_identity(st, t->id, &fsize, &fhash);
+  /* Roll forward only when the final pair is NOT already consistent: a
+   * later write may have stored the very same blob bytes with a newer
+   * version, and renaming this older metadata over it would undo that
+   * acknowledged write (then this temp is superseded: removed below). */
+  if (r == 0 && fsize == size && fhash == hash && !final_meta_matches(st, t->id, fsize, fhash)) {
     dfs__entity_name(mname, t->id, DFS_META_SUFFIX);
     if (dfs_sys_renameat(st->tmp_fd, name, st->files_fd, mname) == 0)
       (void)dfs__dir_sync(st, st->files_fd, DFS_FILES_DIR, "recover", t->id);
-  } else {
+  } else if (r == 0 || errno == ENOENT) {
     (void)dfs_sys_unlinkat(st->tmp_fd, name, 0);
   }
+  /* else the final blob could not be read (EIO...): whether this pending
+   * metadata is the one that matches it cannot be told, and removing it
+   * could leave a new blob under the old metadata (a torn pair, for good).
+   * Leave it: readers still resolve it, a later recovery finishes it. */
 out:
   dfs_sys_close_quiet(lockfd);
   dfs_sys_close_quiet(fd);

@@ -49,7 +49,10 @@
  * `deltafs fsck --repair` does the same for a whole store.
  *
  * Failure semantics: any failure before step 5 succeeds leaves the store
- * exactly as it was and removes the temps.  A failure of step 6 (fsync of
+ * exactly as it was and removes the temps (except an overwrite on a
+ * filesystem without RENAME_EXCHANGE, whose step 4 is a plain rename that
+ * cannot be undone: a failed step 5 there keeps the pending metadata, the
+ * 4..5 crash state, which reads as the new pair and is rolled forward).  A failure of step 6 (fsync of
  * files/) comes after the commit point: the new pair is visible, but the
  * filesystem could not promise it is durable; dfs_write returns DFS_EWRITE
  * saying so (rolling back a version other readers may already have seen
@@ -320,8 +323,10 @@ int dfs_lock_path(const dfs_storage *st, const char *id, char *buf, size_t size)
 static int open_entity_file(dfs_storage *st, const char *name)
 {
   /* O_NOFOLLOW: a symlink planted at a blob or metadata path must not make
-   * us return (or later overwrite) a file outside the store. */
-  return dfs_sys_openat(st->files_fd, name, O_RDONLY | O_NOFOLLOW, 0);
+   * us return (or later overwrite) a file outside the store.  O_NONBLOCK:
+   * a FIFO planted there would block open() forever (no effect on regular
+   * files; read_all then refuses anything not regular). */
+  return dfs_sys_openat(st->files_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
 }
 
 static int read_error(const dfs_storage *st, const char *op, const char *id, const char *name,
@@ -596,6 +601,20 @@ int dfs_exists(dfs_storage *st, const char *id)
 
 /* ---- write ------------------------------------------------------------ */
 
+/* renameat of one of OUR temps (in .deltafs-tmp, kept from recovery by our
+ * live mark) over its final name in files/.  On a network filesystem
+ * (GlusterFS) a rename whose TARGET another host removes at that moment
+ * (dfs_delete) fails with ENOENT or ESTALE although our source is there;
+ * the target is simply gone now, so retry a few times. */
+static int rename_into(dfs_storage *st, const char *tmpname, const char *final)
+{
+  for (int tries = 0;; tries++) {
+    int r = dfs_sys_renameat(st->tmp_fd, tmpname, st->files_fd, final);
+    if (r == 0 || (errno != ENOENT && errno != ESTALE) || tries >= 8)
+      return r;
+  }
+}
+
 static int write_entity(dfs_storage *st, const char *id, const void *blob, size_t len,
                         const dfs_meta *meta, int check, int64_t expected)
 {
@@ -663,7 +682,7 @@ static int write_entity(dfs_storage *st, const char *id, const void *blob, size_
     exchanged = 1;
   } else if (errno == ENOENT || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
     /* No old blob (new id), or a filesystem without RENAME_EXCHANGE. */
-    if (dfs_sys_renameat(st->tmp_fd, bt.name, st->files_fd, bname) < 0) {
+    if (rename_into(st, bt.name, bname) < 0) {
       rc = dfs__errno(DFS_EWRITE, errno, "%s %s: rename blob into %s/%s", op, id,
                       st->files_path, bname);
       goto fail;
@@ -676,20 +695,34 @@ static int write_entity(dfs_storage *st, const char *id, const void *blob, size_
   }
 
   /* 5. commit. */
-  if (dfs_sys_renameat(st->tmp_fd, mt.name, st->files_fd, mname) < 0) {
+  if (rename_into(st, mt.name, mname) < 0) {
     e = errno;
     rc = dfs__errno(DFS_EWRITE, e, "%s %s: rename metadata into %s/%s", op, id, st->files_path,
                     mname);
     /* Undo the blob swap so the store is as it was. */
     if (exchanged) {
-      if (renameat2(st->tmp_fd, bt.name, st->files_fd, bname, RENAME_EXCHANGE) < 0)
+      if (renameat2(st->tmp_fd, bt.name, st->files_fd, bname, RENAME_EXCHANGE) < 0) {
         dfs__err_prefix("%s %s: (could not undo blob swap: %s; recovery will roll forward)", op,
                         id, strerror(errno));
+        mt.created = 0; /* keep the pending metadata: it is what rolls forward */
+      }
     } else {
       struct stat sb;
       /* New id: remove the new blob, unless a concurrent write replaced it. */
-      if (fstatat(st->files_fd, mname, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+      if (fstatat(st->files_fd, mname, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
         (void)unlinkat(st->files_fd, bname, 0);
+      } else {
+        /* An overwrite on a filesystem without RENAME_EXCHANGE (FUSE,
+         * GlusterFS, NFS): the plain rename of step 4 already replaced the
+         * old blob, so there is nothing to go back to.  Keep the pending
+         * metadata in .deltafs-tmp: that is the state a crash between
+         * steps 4 and 5 leaves, which reads as the new pair and which
+         * recovery rolls forward — never a torn pair. */
+        mt.created = 0;
+        dfs__err_prefix("%s %s: (no RENAME_EXCHANGE here: the new blob is in place and its "
+                        "metadata will be rolled forward by recovery)",
+                        op, id);
+      }
     }
     goto fail;
   }
@@ -765,7 +798,13 @@ int dfs_delete(dfs_storage *st, const char *id)
       rc = 0; /* in use, or none: leave it (harmless; fsck removes stale ones) */
     }
   }
-  return rc < 0 ? rc : 0;
+  if (rc < 0) {
+    /* The entity is gone (durably); only its lock file is left.  Report it
+     * as the write failure it is, under this operation's name. */
+    dfs__err_prefix("delete %s: deleted, but the lock file could not be removed", id);
+    return DFS_EWRITE;
+  }
+  return 0;
 }
 
 /* ---- list ------------------------------------------------------------- */
@@ -963,7 +1002,7 @@ int dfs_template_read(dfs_storage *st, const char *schema_id, void **out, size_t
   dfs__entity_name(name, schema_id, DFS_TEMPLATE_SUFFIX);
   for (int attempt = 0;; attempt++) {
     /* O_NOFOLLOW: as for entities, never read through a planted symlink. */
-    fd = dfs_sys_openat(st->templates_fd, name, O_RDONLY | O_NOFOLLOW, 0);
+    fd = dfs_sys_openat(st->templates_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd >= 0 && dfs_sys_read_all(fd, DFS_BLOB_MAX, &buf, &len) == 0) {
       dfs_sys_close_quiet(fd);
       break;

@@ -6,6 +6,7 @@
  *   storage.h  dfs_storage: write/read/delete/list, templates
  *   lock.h     dfs_flock (one lock file), dfs_lockmgr (per-entity)
  *   seal.h     AES-256-GCM seal/open of a blob + its metadata
+ *   fsck.h     check and repair a whole store
  *
  * Link with `pkg-config --cflags --libs deltafs`.
  */
@@ -17,6 +18,7 @@
 #define DELTAFS_VERSION_PATCH 0
 
 #include "deltafs/error.h"
+#include "deltafs/fsck.h"
 #include "deltafs/lock.h"
 #include "deltafs/meta.h"
 #include "deltafs/seal.h"

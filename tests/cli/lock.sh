@@ -10,7 +10,7 @@ BG=""
 stop_bg() {
   [ -n "$BG" ] && kill -KILL "$BG" 2>/dev/null
   [ -s "$T/cmdpid" ] && kill -KILL "$(cat "$T/cmdpid")" 2>/dev/null
-  [ -n "$BG" ] && wait "$BG" 2>/dev/null
+  if [ -n "$BG" ]; then wait "$BG" 2>/dev/null || true; fi
   BG=""; rm -f "$T/cmdpid"
   return 0
 }

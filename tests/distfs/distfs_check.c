@@ -393,6 +393,10 @@ static int cmd_contend(const char *root, const char *id, int secs, const char *m
   double end = now_ms() + secs * 1000.0;
   long entries = 0, deletes = 0;
   unsigned seed = (unsigned)getpid();
+  /* DISTFS_DELETE_EVERY=n: delete in one critical section out of n (0:
+   * never), to tell the lock file's removal apart from plain contention. */
+  const char *de = getenv("DISTFS_DELETE_EVERY");
+  int delete_every = de ? atoi(de) : 3;
 
   if (dfs_lockmgr_new(&m, st) < 0)
     SETUP_FAIL("lockmgr: %s", dfs_last_error());
@@ -403,19 +407,34 @@ static int cmd_contend(const char *root, const char *id, int secs, const char *m
     /* O_EXCL create is atomic on the server: if the marker is there,
      * another exclusive holder is inside right now. */
     fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    if (fd < 0 && errno == EEXIST)
-      FAIL("contend: %s: two exclusive holders at once (marker %s exists)", id, marker);
+    if (fd < 0 && errno == EEXIST) {
+      char who[64] = "";
+      int mfd = open(marker, O_RDONLY);
+      if (mfd >= 0) {
+        ssize_t n = read(mfd, who, sizeof who - 1);
+        who[n > 0 ? n : 0] = '\0';
+        close(mfd);
+      }
+      FAIL("contend: %s: two exclusive holders at once (marker %s exists, made by %s; "
+           "I am pid %d after %ld entries)",
+           id, marker, who, (int)getpid(), entries);
+    }
     if (fd < 0)
       SETUP_FAIL("contend: create %s: %s", marker, strerror(errno));
+    dprintf(fd, "pid %d entry %ld", (int)getpid(), entries);
     close(fd);
-    if (rand_r(&seed) % 3 == 0) {
+    if (delete_every && rand_r(&seed) % delete_every == 0) {
       rc = dfs_delete(st, id); /* unlinks the lock file: we hold it */
       deletes++;
     } else {
       rc = write_version(st, id, entries + 1);
     }
-    if (rc < 0)
-      FAIL("contend: %s %s: %s", deletes ? "delete/write" : "write", id, dfs_last_error());
+    if (rc < 0) {
+      /* Leave the critical section cleanly first, so the report is about
+       * this failure and not about the marker we would leave behind. */
+      unlink(marker);
+      FAIL("contend: %s: %s: %s", id, dfs_strerror(rc), dfs_last_error());
+    }
     if (rand_r(&seed) % 4 == 0)
       usleep(1000);
     if (unlink(marker) < 0)

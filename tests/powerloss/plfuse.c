@@ -44,7 +44,7 @@
 #include "pl_log.h"
 
 static int img_fd = -1;
-static FILE *logf;
+static FILE *log_fp;
 static uint64_t img_size;
 static int log_failed;
 
@@ -55,7 +55,7 @@ static void log_rec(uint32_t type, uint64_t off, const void *data, uint32_t len,
                     uint32_t zero_len)
 {
   struct pl_rec r = {type, data ? len : zero_len, off};
-  if (fwrite(&r, sizeof r, 1, logf) != 1 || (data && len && fwrite(data, len, 1, logf) != 1))
+  if (fwrite(&r, sizeof r, 1, log_fp) != 1 || (data && len && fwrite(data, len, 1, log_fp) != 1))
     log_failed = 1;
 }
 
@@ -236,14 +236,14 @@ int main(int argc, char **argv)
     return 1;
   }
   img_size = (uint64_t)sb.st_size;
-  logf = fopen(argv[2], "wbe");
-  if (!logf) {
+  log_fp = fopen(argv[2], "wbe");
+  if (!log_fp) {
     perror(argv[2]);
     return 1;
   }
   /* A large buffer: the log is read only after the daemon exits. */
-  setvbuf(logf, NULL, _IOFBF, 1 << 20);
-  if (fwrite(PL_MAGIC, 8, 1, logf) != 1 || fwrite(&img_size, sizeof img_size, 1, logf) != 1) {
+  setvbuf(log_fp, NULL, _IOFBF, 1 << 20);
+  if (fwrite(PL_MAGIC, 8, 1, log_fp) != 1 || fwrite(&img_size, sizeof img_size, 1, log_fp) != 1) {
     perror(argv[2]);
     return 1;
   }
@@ -254,7 +254,7 @@ int main(int argc, char **argv)
     char *fargv[] = {argv[0], argv[3], "-f", "-s", "-o", "auto_unmount,fsname=dfs-plrec", NULL};
     rc = fuse_main(6, fargv, &ops, NULL);
   }
-  if (fclose(logf) != 0)
+  if (fclose(log_fp) != 0)
     log_failed = 1;
   if (log_failed) {
     fprintf(stderr, "plfuse: writing the log %s failed: the recording is incomplete\n", argv[2]);
