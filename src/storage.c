@@ -602,16 +602,27 @@ int dfs_exists(dfs_storage *st, const char *id)
 /* ---- write ------------------------------------------------------------ */
 
 /* renameat of one of OUR temps (in .deltafs-tmp, kept from recovery by our
- * live mark) over its final name in files/.  On a network filesystem
- * (GlusterFS) a rename whose TARGET another host removes at that moment
- * (dfs_delete) fails with ENOENT or ESTALE although our source is there;
- * the target is simply gone now, so retry a few times. */
+ * live mark, so nobody else removes it) over its final name in files/.
+ * GlusterFS: when another host unlinks the TARGET at that moment
+ * (dfs_delete), the rename can report ENOENT or ESTALE although it was
+ * done (the brick renamed, then the reply's lookup found the name gone),
+ * or fail on the vanished target while our temp is still there.  Our temp
+ * being gone tells the first case (done: the delete simply came after);
+ * the second is retried a few times. */
 static int rename_into(dfs_storage *st, const char *tmpname, const char *final)
 {
   for (int tries = 0;; tries++) {
-    int r = dfs_sys_renameat(st->tmp_fd, tmpname, st->files_fd, final);
-    if (r == 0 || (errno != ENOENT && errno != ESTALE) || tries >= 8)
+    struct stat sb;
+    int r = dfs_sys_renameat(st->tmp_fd, tmpname, st->files_fd, final), e = errno;
+    if (r == 0 || (e != ENOENT && e != ESTALE))
       return r;
+    /* Not fault-injected: only an error path looks. */
+    if (fstatat(st->tmp_fd, tmpname, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+      return 0;
+    if (tries >= 8) {
+      errno = e;
+      return -1;
+    }
   }
 }
 

@@ -116,6 +116,16 @@ else
   echo "flock(1) not installed: skipping the flock(1) interop part"
 fi
 
+# nested get/put under a parent lock use it (DELTAFS_LOCK_*), no deadlock;
+# a put under a shared parent lock cannot be satisfied: exit 3 at once
+expect 0 D lock --shared E -- "$DELTAFS" --root "$S" get E
+[ "$(cat "$T/out")" = x ] || fail "nested get under a shared lock"
+expect 3 D lock --shared E -- sh -c 'printf y | "$1" --root "$2" put E' sh "$DELTAFS" "$S"
+grep -q "deadlock" "$T/err" || fail "no deadlock explanation"
+[ "$(D get E)" = x ] || fail "put under a shared parent lock wrote"
+# the environment names only that id: another id still locks normally
+expect 3 D lock E -- sh -c '"$1" --root "$2" lock --timeout 0 E -- true' sh "$DELTAFS" "$S"
+
 # lock serializes read-modify-write done with the CLI itself
 printf '0' | D put Counter
 i=0

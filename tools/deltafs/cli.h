@@ -55,6 +55,17 @@ void cli_set_root(const char *dir);
  * line for `cmd` and returns the exit status (> 0); else 0. */
 int cli_open_store(const char *cmd, dfs_storage **out);
 
+/* ---- locks held by a parent `deltafs lock` ------------------------------ */
+
+/* `deltafs lock ID -- COMMAND` exports DELTAFS_LOCK_ROOT (the store's
+ * absolute base), DELTAFS_LOCK_ID and DELTAFS_LOCK_MODE ("exclusive" or
+ * "shared") to COMMAND, so that a nested `deltafs get/put/rm ID` on the
+ * same store and id uses the parent's lock instead of waiting for it
+ * (which would deadlock).  Returns 1 if the calling process runs under
+ * such a lock on (st, id) that covers `type`, 0 if not, -1 if it runs
+ * under a shared lock and needs an exclusive one (cannot be satisfied). */
+int cli_parent_holds(dfs_storage *st, const char *id, dfs_lock_type type);
+
 /* ---- errors ------------------------------------------------------------ */
 
 /* Map a DFS_E* code to the exit status. */

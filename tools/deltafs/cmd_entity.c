@@ -25,12 +25,24 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Take id's lock through a new manager of st: wait forever (timeout < 0)
- * or timeout_ms.  Prints and returns an exit status on failure. */
+ * or timeout_ms.  Under a parent `deltafs lock` of the same id and store
+ * (cli_parent_holds) nothing is taken and *out is NULL.  Prints and
+ * returns an exit status on failure. */
 static int take_lock(const char *cmd, dfs_storage *st, const char *id, dfs_lock_type type,
                      long long timeout_ms, dfs_lockmgr **out)
 {
   char what[300];
-  int rc = dfs_lockmgr_new(out, st);
+  int rc, parent = cli_parent_holds(st, id, type);
+
+  *out = NULL;
+  if (parent > 0)
+    return 0; /* a parent `deltafs lock` holds it for us: *out stays NULL */
+  if (parent < 0) {
+    cli_errorf(cmd, "cannot lock %s: the enclosing 'deltafs lock --shared' holds it shared "
+               "and an exclusive lock would deadlock", id);
+    return CLI_EXIT_BUSY;
+  }
+  rc = dfs_lockmgr_new(out, st);
   if (rc < 0)
     return cli_fail_rc(cmd, rc, "cannot create a lock manager");
   if (timeout_ms < 0)

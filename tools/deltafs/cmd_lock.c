@@ -11,6 +11,11 @@
  * the kernel releases the lock at once — the command may then still be
  * running unlocked, exactly as with flock(1) -o.
  *
+ * The command gets DELTAFS_LOCK_ROOT/_ID/_MODE in its environment, so a
+ * nested `deltafs get/put/rm ID` uses this lock instead of deadlocking on
+ * it (cli_parent_holds); a nested `deltafs lock ID` is an independent
+ * holder and waits as any other would.
+ *
  * Exit status: the command's (128+N if it was killed by signal N); 3 if the
  * lock was busy (--timeout 0) or the wait timed out; 126/127 if the command
  * could not be run (not executable / not found), as shells do.
@@ -20,6 +25,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +39,9 @@ static const char lock_help[] =
     "like flock(1); the lock is released when COMMAND exits.  The exit status\n"
     "is COMMAND's (128+N if killed by signal N), 3 if the lock was busy or the\n"
     "wait timed out, 126/127 if COMMAND could not be run.  Options go before ID.\n"
+    "Inside COMMAND, 'deltafs get/put/rm ID' on the same store use this lock\n"
+    "(DELTAFS_LOCK_ROOT/_ID/_MODE are set) instead of waiting for it, so a\n"
+    "read-modify-write is:  deltafs lock ID -- sh -c 'deltafs get ID | ... | deltafs put ID'\n"
     "\n"
     "  -s, --shared          take a shared lock (many holders, no exclusive one)\n"
     "  -x, --exclusive       take an exclusive lock (the default)\n"
@@ -121,6 +130,11 @@ int cmd_lock(int argc, char **argv)
   if (pid == 0) {
     int e;
     close(err_pipe[0]);
+    /* Tell nested deltafs commands on this id that we hold it (cli.h). */
+    if (setenv("DELTAFS_LOCK_ROOT", dfs_base_dir(st), 1) < 0 ||
+        setenv("DELTAFS_LOCK_ID", id, 1) < 0 ||
+        setenv("DELTAFS_LOCK_MODE", type == DFS_LOCK_EXCLUSIVE ? "exclusive" : "shared", 1) < 0)
+      _exit(126);
     execvp(cmd[0], cmd);
     e = errno;
     if (write(err_pipe[1], &e, sizeof e) < 0) {

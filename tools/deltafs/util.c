@@ -306,3 +306,17 @@ void cli_default_writer_id(char *buf, size_t size)
   host[sizeof host - 1] = '\0';
   snprintf(buf, size, "deltafs-cli@%s:%ld", host, (long)getpid());
 }
+
+int cli_parent_holds(dfs_storage *st, const char *id, dfs_lock_type type)
+{
+  const char *root = getenv("DELTAFS_LOCK_ROOT");
+  const char *lid = getenv("DELTAFS_LOCK_ID");
+  const char *mode = getenv("DELTAFS_LOCK_MODE");
+  if (!root || !lid || !mode || strcmp(root, dfs_base_dir(st)) != 0 || strcmp(lid, id) != 0)
+    return 0;
+  if (strcmp(mode, "exclusive") == 0)
+    return 1;
+  if (strcmp(mode, "shared") == 0)
+    return type == DFS_LOCK_SHARED ? 1 : -1;
+  return 0;
+}
