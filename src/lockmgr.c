@@ -113,7 +113,7 @@ struct entry {
   int fd;                            /* lock file, -1 if not open (I/O owner) */
   dev_t dev;                         /* its identity at open, for re-check   */
   ino_t ino;
-  int stale;          /* unlinked by dfs_delete while held: close at release */
+  int stale;          /* deleted by dfs_delete while held: unlink+close at release */
   int io;             /* IO_*: an I/O owner is working on fd                 */
   int in_lru;         /* on the idle list                                    */
   dfs_lock_type mode; /* of the holders; meaningful iff nholders > 0         */
@@ -409,15 +409,26 @@ static int flock_io(dfs_lockmgr *m, struct entry *e, const char *id, int op)
   }
 }
 
-/* As I/O owner: drop the flock of the last holder.  A stale file (unlinked
- * by dfs_delete) is closed rather than kept: it will never be locked
- * again.  A failed LOCK_UN closes too — closing the description releases
- * the lock for certain, so a failed release never leaves it held. */
+/* As I/O owner: drop the flock of the last holder.  A stale file (its
+ * entity deleted by dfs_delete during the hold) is unlinked here, at the
+ * very end of the hold and while still held exclusively — unless the
+ * holder re-created the entity since — and closed rather than kept.
+ * Unlinking it any earlier (in dfs_delete) would let a new acquirer create
+ * a fresh lock file and get in while the deleting holder still works under
+ * its lock: two exclusive holders.  Best effort: a lock file left behind
+ * is harmless.  A failed LOCK_UN closes too — closing the description
+ * releases the lock for certain, so a failed release never leaves it held. */
 static int unlock_io(dfs_lockmgr *m, struct entry *e, const char *id)
 {
   if (e->fd < 0)
     return 0;
   if (e->stale) {
+    char bname[DFS_NAME_MAX];
+    struct stat sb;
+    dfs__entity_name(bname, id, DFS_BLOB_SUFFIX);
+    if (e->mode == DFS_LOCK_EXCLUSIVE &&
+        dfs_sys_fstatat(m->st->files_fd, bname, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+      (void)dfs__lockfile_unlink_if_current(m->st, id, e->name, e->dev, e->ino);
     dfs_sys_close_quiet(e->fd);
     e->fd = -1;
     return 0;
@@ -745,13 +756,8 @@ int dfs__lockmgr_unlink_if_held_exclusive(dfs_storage *st, const char *id)
      * locked LOCK_EX by us. */
     if (e && e->nholders == 1 && e->mode == DFS_LOCK_EXCLUSIVE &&
         pthread_equal(e->holders[0], self) && e->fd >= 0) {
-      int r = dfs__lockfile_unlink_if_current(st, id, e->name, e->dev, e->ino);
-      if (r == 0) {
-        e->stale = 1; /* closed at release; the next acquire reopens */
-        rc = 1;
-      } else {
-        rc = r;
-      }
+      e->stale = 1; /* unlinked and closed at release (unlock_io) */
+      rc = 1;
     }
     pthread_mutex_unlock(&m->mu);
   }

@@ -47,9 +47,9 @@ struct dfs_storage {
 void dfs__entity_name(char *buf, const char *id, const char *suffix);
 
 /* lockmgr.c: if the calling thread holds `id` exclusively through one of
- * st's managers, unlink the lock file (if the path still names the locked
- * inode) and return 1; the manager then treats its descriptor as stale and
- * the next acquire reopens.  0 if the thread holds no such lock (nothing
+ * st's managers, mark the hold so that its release unlinks the lock file
+ * (if the path still names the locked inode and the entity is still
+ * deleted) just before unlocking, and return 1; the next acquire reopens.  0 if the thread holds no such lock (nothing
  * done; always 0 under DFS_OPT_GO_COMPAT), DFS_EWRITE if the unlink failed.  Takes st->mgr_mu, then each
  * manager's own mutex (in that order); never waits for a lock. */
 int dfs__lockmgr_unlink_if_held_exclusive(dfs_storage *st, const char *id);

@@ -645,10 +645,20 @@ static void unmount_state(void)
   die(3, "umount %s: %s", mnt_dir, strerror(errno));
 }
 
+/* die() may exit while a state is mounted: unmount on the way out — in
+ * the parent only (a forked checker that dies must not unmount it). */
+static pid_t parent_pid;
+
+static void unmount_at_exit(void)
+{
+  if (mounted && getpid() == parent_pid)
+    (void)umount2(mnt_dir, MNT_DETACH);
+}
+
 static void on_signal(int sig)
 {
   /* Leave no mount behind (the loop device detaches itself on umount). */
-  if (mounted)
+  if (mounted && getpid() == parent_pid)
     (void)umount2(mnt_dir, MNT_DETACH);
   signal(sig, SIG_DFL);
   raise(sig);
@@ -657,7 +667,7 @@ static void on_signal(int sig)
 /* ---- driver ----------------------------------------------------------- */
 
 struct stats {
-  unsigned long states, kind[3], bad_states, violations, unmountable, e2fsck_dirty;
+  unsigned long states, kind[3], bad_states, unmountable, e2fsck_dirty;
 };
 
 static int verbose, expect_violation, e2fsck_every;
@@ -809,6 +819,8 @@ int main(int argc, char **argv)
   if ((size_t)snprintf(store_path, sizeof store_path, "%s/store", mnt_dir) >= sizeof store_path)
     die(2, "path too long: %s", mnt_dir);
   strict_fsck = getenv("PL_STRICT_FSCK") && strcmp(getenv("PL_STRICT_FSCK"), "1") == 0;
+  parent_pid = getpid();
+  atexit(unmount_at_exit);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
 
@@ -889,23 +901,21 @@ int main(int argc, char **argv)
                lo, R, j, n);
       run_state(D, w, j, R, j ? w[j - 1] : Cbase, j == 0 ? 0 : 1, name);
     }
-    /* (c): subsets that are not prefixes.  With n <= 4 there are at most
-     * 11 of them: take them all (in bit order) up to --subsets; else draw
-     * them at random. */
+    /* (c): subsets that are not prefixes.  There are 2^n - n - 1 of them;
+     * when that is at most --subsets, all of them (exhaustive), else
+     * --subsets drawn at random (each write kept with probability 1/2). */
     if (n >= 2) {
-      unsigned long want = subsets, tried = 0;
-      uint64_t all = n < 63 ? (UINT64_C(1) << n) : 0;
-      for (unsigned long s = 0; s < want && !done_enough() && tried < 64 * want + 64; tried++) {
+      uint64_t count = n < 20 ? (UINT64_C(1) << n) - n - 1 : UINT64_MAX;
+      int exhaustive = count <= subsets;
+      uint64_t bits = 0;
+      for (unsigned long s = 0, tried = 0; s < subsets && !done_enough() && tried < 64 * subsets;
+           tried++) {
         size_t m = 0, last = Cbase;
         int prefix = 1, seen_out = 0;
-        uint64_t bits = 0;
-        if (all && all <= 32) {
-          bits = tried + 1;
-          if (bits >= all)
-            break;
-        }
+        if (exhaustive && ++bits >= (UINT64_C(1) << n))
+          break;
         for (size_t i = 0; i < n; i++) {
-          int in = all && all <= 32 ? (int)((bits >> i) & 1) : (int)(pl_rand(&rng) & 1);
+          int in = exhaustive ? (int)((bits >> i) & 1) : (int)(pl_rand(&rng) & 1);
           if (in) {
             pick[m++] = w[i];
             last = w[i];
@@ -916,7 +926,7 @@ int main(int argc, char **argv)
           }
         }
         if (prefix)
-          continue; /* already covered by (a)/(b) */
+          continue; /* covered by (a)/(b) */
         snprintf(name, sizeof name,
                  "interval %zu (records %zu..%zu), subset %lu (%zu of %zu writes)", k, lo, R,
                  s, m, n);

@@ -129,12 +129,16 @@ fi
 scratch=$(mktemp -d /var/tmp/dfs-powerloss.XXXXXX) || { echo "$name: mktemp failed" >&2; exit 1; }
 fusemnt=$scratch/fuse extmnt=$scratch/ext4
 mkdir -p "$fusemnt" "$extmnt"
-loopdev= fusepid=
+loopdev= fusepid= workpid= replaypid=
 
 # Every exit path: unmount ext4, detach the loop device, unmount FUSE, stop
 # the recorder (only the one we started, by pid), remove the scratch files.
 cleanup() {
   set +e
+  # Our own children first, by pid: plreplay unmounts its state on SIGTERM.
+  for p in $replaypid $workpid; do
+    kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
+  done
   if mountpoint -q "$extmnt" 2>/dev/null; then umount "$extmnt" 2>/dev/null || umount -l "$extmnt"; fi
   if [ -d "$scratch/replay/mnt" ] && mountpoint -q "$scratch/replay/mnt"; then
     umount "$scratch/replay/mnt" 2>/dev/null || umount -l "$scratch/replay/mnt"
@@ -185,8 +189,10 @@ record() { # $1 = seed, $2 = DELTAFS_SYNC_MODE, $3 = threads
     say "note: the loop device did not enable direct I/O (writes still reach the recorder: direct_io FUSE file)"
   mount -t ext4 "$loopdev" "$extmnt" || { echo "$name: cannot mount ext4 on $loopdev" >&2; return 1; }
 
-  DELTAFS_SYNC_MODE=$2 "$workload" "$extmnt/store" "$fusemnt/ctl" "$1" "$ops" "$3" ||
-    { echo "$name: the workload failed" >&2; return 1; }
+  DELTAFS_SYNC_MODE=$2 "$workload" "$extmnt/store" "$fusemnt/ctl" "$1" "$ops" "$3" &
+  workpid=$!
+  wait "$workpid" || { workpid=; echo "$name: the workload failed" >&2; return 1; }
+  workpid=
 
   umount "$extmnt" || return 1
   losetup -d "$loopdev"; loopdev=
@@ -215,8 +221,13 @@ for r in $(seq 0 $((rounds - 1))); do
     # sanity check of the harness (ext4 itself must come back clean).
     [ -z "$expect" ] && set -- "$@" --e2fsck-every "${PL_E2FSCK_EVERY:-10}"
     [ -n "$expect" ] && set -- "$@" "$expect"
-    "$replay" "$@" "$scratch/base.img" "$scratch/log.bin" "$scratch/replay" > "$scratch/replay.out"
+    # In the background so a signal to this script runs the cleanup at
+    # once (bash runs traps only between foreground commands).
+    "$replay" "$@" "$scratch/base.img" "$scratch/log.bin" "$scratch/replay" > "$scratch/replay.out" &
+    replaypid=$!
+    wait "$replaypid"
     rc=$?
+    replaypid=
     # Violations first (capped), then the summary lines.
     grep -E '^(VIOLATION|UNMOUNTABLE)' "$scratch/replay.out" | head -n 40
     n=$(grep -cE '^(VIOLATION|UNMOUNTABLE)' "$scratch/replay.out")

@@ -188,8 +188,8 @@ static int get_sealed(dfs_storage *st, dfs_lockmgr *m, const dfs_key *key, const
 
 /* ---- the concurrent workers ---------------------------------------------- */
 
-/* One worker process: `n` read-modify-write increments of the counter.
- * Opens its own store handle and manager (nothing inherited is used).
+/* One worker process (exec'd by run_workers): `n` read-modify-write
+ * increments of the counter, with its own store handle and manager.
  * Writes how often it found the lock taken to report_fd; returns the exit
  * status: 0, or 1 after printing why. */
 static int worker(const dfs_key *key, int index, int n, int report_fd)
@@ -256,9 +256,13 @@ static int worker(const dfs_key *key, int index, int n, int report_fd)
   }
   dfs_lockmgr_free(m);
   dfs_storage_close(st);
-  /* one small write: atomic on a pipe (< PIPE_BUF) */
-  if (write(report_fd, &waited, sizeof waited) != (ssize_t)sizeof waited)
-    return 1;
+  /* one short line: atomic on a pipe (< PIPE_BUF) */
+  {
+    char line[32];
+    int len = snprintf(line, sizeof line, "waits %d\n", waited);
+    if (write(report_fd, line, (size_t)len) != len)
+      return 1;
+  }
   return 0;
 }
 
@@ -268,18 +272,34 @@ struct run_result {
   long waits;     /* how often a worker found the lock taken and had to wait */
 };
 
-static struct run_result run_workers(dfs_storage *st, const dfs_key *key, int nworkers, int n)
+/* Start the workers as fresh processes: fork, then exec this same binary
+ * as `deltafs --root ROOT demo --worker-index I --increments N --key-file
+ * KEY`, its stdout a pipe for the "waits N" line.  Exec'd workers share
+ * nothing with this process but the store and the key file, exactly like
+ * DeltaDatabase workers on different hosts. */
+static struct run_result run_workers(dfs_storage *st, const char *keypath, int nworkers, int n)
 {
   struct run_result res = {1, 0, 0};
-  int live = 0, report[2], got;
+  int live = 0, report[2];
+  char self[4096], nbuf[32], buf[4096];
+  size_t got = 0;
+  ssize_t len;
   cli_progress prog;
   double t0 = cli_now();
 
-  if (pipe(report) < 0) {
+  len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) {
+    cli_errorf("demo", "cannot find this program (/proc/self/exe): %s", strerror(errno));
+    res.ok = 0;
+    return res;
+  }
+  self[len] = '\0';
+  if (pipe2(report, O_CLOEXEC) < 0) {
     cli_errorf("demo", "cannot create a pipe: %s", strerror(errno));
     res.ok = 0;
     return res;
   }
+  snprintf(nbuf, sizeof nbuf, "%d", n);
   fflush(NULL);
   for (int w = 0; w < nworkers; w++) {
     pid_t pid = fork();
@@ -289,11 +309,14 @@ static struct run_result run_workers(dfs_storage *st, const dfs_key *key, int nw
       break;
     }
     if (pid == 0) {
-      int code;
-      close(report[0]);
-      code = worker(key, w + 1, n, report[1]);
-      fflush(NULL);
-      _exit(code);
+      char ibuf[32];
+      char *args[] = {self, "--root", (char *)dfs_base_dir(st), "demo", "--worker-index", ibuf,
+                      "--increments", nbuf, "--key-file", (char *)keypath, NULL};
+      snprintf(ibuf, sizeof ibuf, "%d", w + 1);
+      if (dup2(report[1], STDOUT_FILENO) < 0)
+        _exit(126);
+      execv(self, args);
+      _exit(127);
     }
     live++;
   }
@@ -321,9 +344,22 @@ static struct run_result run_workers(dfs_storage *st, const dfs_key *key, int nw
   }
   cli_progress_done(&prog);
   res.seconds = cli_now() - t0;
-  while (read(report[0], &got, sizeof got) == (ssize_t)sizeof got)
-    res.waits += got;
+  while (got < sizeof buf - 1 && (len = read(report[0], buf + got, sizeof buf - 1 - got)) > 0)
+    got += (size_t)len;
+  buf[got] = '\0';
   close(report[0]);
+  {
+    int reports = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+      int k;
+      if (sscanf(line, "waits %d", &k) == 1) {
+        res.waits += k;
+        reports++;
+      }
+    }
+    if (reports != nworkers)
+      res.ok = 0;
+  }
   return res;
 }
 
@@ -395,6 +431,11 @@ static int write_key_file(const char *path, const dfs_key *key)
   return ok ? 0 : -1;
 }
 
+static int cmp_ids(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int remove_leftovers(dfs_storage *st)
 {
   dfs_id_list *l;
@@ -419,14 +460,18 @@ static int remove_leftovers(dfs_storage *st)
 
 int cmd_demo(int argc, char **argv)
 {
-  enum { O_WORKERS = 1000, O_INCR };
+  enum { O_WORKERS = 1000, O_INCR, O_WINDEX, O_KEYFILE };
   static const struct option opts[] = {
       CLI_COMMON_OPTIONS,
       {"workers", 1, NULL, O_WORKERS},
       {"increments", 1, NULL, O_INCR},
+      /* internal: how run_workers starts one worker process */
+      {"worker-index", 1, NULL, O_WINDEX},
+      {"key-file", 1, NULL, O_KEYFILE},
       {NULL, 0, NULL, 0},
   };
-  long long nworkers = 4, nincr = 25;
+  long long nworkers = 4, nincr = 25, windex = 0;
+  const char *worker_key = NULL;
   dfs_storage *st = NULL;
   dfs_lockmgr *m = NULL;
   dfs_key key, other;
@@ -448,11 +493,25 @@ int cmd_demo(int argc, char **argv)
       if (cli_parse_i64(optarg, 1, 100000, &nincr) < 0)
         return cli_usage_error("demo", "--increments wants 1..100000, not '%s'", optarg);
       break;
+    case O_WINDEX:
+      if (cli_parse_i64(optarg, 1, 64, &windex) < 0)
+        return cli_usage_error("demo", "--worker-index wants 1..64");
+      break;
+    case O_KEYFILE: worker_key = optarg; break;
     default: return cli_option_error("demo", opt, argv);
     }
   }
   if (optind != argc)
     return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
+  if (windex) { /* one worker process of step 5 */
+    if (!worker_key)
+      return cli_usage_error("demo", "--worker-index needs --key-file");
+    if ((rc = cli_load_key("demo", worker_key, &key)) != 0)
+      return rc;
+    rc = worker(&key, (int)windex, (int)nincr, STDOUT_FILENO);
+    dfs_key_wipe(&key);
+    return rc ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+  }
   color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
   failures = checks = 0;
 
@@ -614,7 +673,7 @@ int cmd_demo(int argc, char **argv)
            "                  write version+1 -> unlock   (DeltaDatabase's worker protocol)\n");
     shell("lock %s -- sh -c 'deltafs get --key demo.key %s | ... | deltafs put ...'",
           COUNTER_ID, COUNTER_ID);
-    r = run_workers(st, &key, (int)nworkers, (int)nincr);
+    r = run_workers(st, keypath, (int)nworkers, (int)nincr);
     check(r.ok, "every worker finished without an error");
     rc = get_sealed(st, m, &key, COUNTER_ID, &pt, &pt_len, &version);
     if (rc < 0) {
@@ -643,6 +702,7 @@ int cmd_demo(int argc, char **argv)
       lib_fail(rc, "cannot list the store");
       goto done;
     }
+    qsort(l->ids, l->count, sizeof l->ids[0], cmp_ids);
     printf("  %s%-16s %7s %6s  %-8s %s%s\n", bold(), "ID", "VERSION", "BYTES", "ALG", "WRITER",
            reset());
     for (size_t i = 0; i < l->count; i++) {
