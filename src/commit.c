@@ -230,10 +230,17 @@ static void fork_parent(void)
 static void fork_child(void)
 {
   /* The leader of an in-flight fsync is not in the child: nobody runs. */
-  for (int i = 0; i < GC_SLOTS; i++)
+  for (int i = 0; i < GC_SLOTS; i++) {
     gc[i].running = 0;
+    /* A condition variable copied while the parent's threads waited on it
+     * still counts those waiters, which do not exist here: a signal could
+     * go to one of them and be lost.  Start every one afresh. */
+    pthread_cond_init(&gc[i].cv, NULL);
+  }
   /* Nor is the helper thread (started again at first use). */
   h_running = h_busy = h_has_job = h_job_done = 0;
+  pthread_cond_init(&h_job_cv, NULL);
+  pthread_cond_init(&h_done_cv, NULL);
   fork_parent();
 }
 

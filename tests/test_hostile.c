@@ -40,6 +40,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* snprintf whose result is used (so -Wformat-truncation, which some
+ * optimization levels turn on, has nothing to guess about): a path that
+ * does not fit is a broken test environment, not a test result. */
+#define CHECKED_SNPRINTF(buf, size, ...)                                       \
+  do {                                                                         \
+    int n_ = snprintf((buf), (size), __VA_ARGS__);                             \
+    if (n_ < 0 || (size_t)n_ >= (size_t)(size))                                \
+      abort();                                                                 \
+  } while (0)
+
 struct fx {
   char *dir;        /* the test's directory: store + outside            */
   char base[4096];  /* <dir>/store                                     */
@@ -52,8 +62,8 @@ static int setup(void **state)
   struct fx *f = calloc(1, sizeof *f);
   dfs_options o = DFS_OPTIONS_INIT;
   f->dir = tu_mkdtemp("hostile");
-  snprintf(f->base, sizeof f->base, "%s/store", f->dir);
-  snprintf(f->out, sizeof f->out, "%s/outside", f->dir);
+  CHECKED_SNPRINTF(f->base, sizeof f->base, "%s/store", f->dir);
+  CHECKED_SNPRINTF(f->out, sizeof f->out, "%s/outside", f->dir);
   assert_int_equal(mkdir(f->out, 0755), 0);
   o.flags = DFS_OPT_NO_SYNC;
   assert_ok(dfs_storage_open(&f->st, f->base, &o));
@@ -79,7 +89,7 @@ static void put(dfs_storage *st, const char *id, const char *blob, int64_t v)
 
 static void path_of(char *buf, size_t size, const char *a, const char *b)
 {
-  snprintf(buf, size, "%s/%s", a, b);
+  CHECKED_SNPRINTF(buf, size, "%s/%s", a, b);
 }
 
 /* ---- snapshots: every name under a tree, with size and mtime ----------- */
@@ -124,13 +134,14 @@ static void snap_tree(struct snap *s, const char *dir)
     names[n++] = strdup(e->d_name);
   }
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_str);
+  if (n > 0) /* qsort(NULL, 0, ...) is undefined */
+    qsort(names, n, sizeof *names, cmp_str);
   for (size_t i = 0; i < n; i++) {
     char p[8192], line[9000];
     struct stat sb;
-    snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+    CHECKED_SNPRINTF(p, sizeof p, "%s/%s", dir, names[i]);
     if (lstat(p, &sb) == 0) {
-      snprintf(line, sizeof line, "%s %o %lld %lld.%09ld", p, (unsigned)sb.st_mode,
+      CHECKED_SNPRINTF(line, sizeof line, "%s %o %lld %lld.%09ld", p, (unsigned)sb.st_mode,
                (long long)sb.st_size, (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
       snap_add(s, line);
       if (S_ISDIR(sb.st_mode))
@@ -324,7 +335,7 @@ static void hostile__edge_ids_are_valid_and_list_and_read_back_exactly(void **st
   for (size_t i = 0; i < N_EDGE; i++) {
     char blob[300];
     assert_ok(dfs_id_validate(ids[i]));
-    snprintf(blob, sizeof blob, "blob of #%zu", i);
+    CHECKED_SNPRINTF(blob, sizeof blob, "blob of #%zu", i);
     assert_ok(dfs_lockmgr_acquire(m, ids[i], DFS_LOCK_EXCLUSIVE));
     put(f->st, ids[i], blob, (int64_t)i + 1);
     assert_ok(dfs_lockmgr_release(m, ids[i]));
@@ -337,7 +348,7 @@ static void hostile__edge_ids_are_valid_and_list_and_read_back_exactly(void **st
     void *t;
     size_t tl;
     int64_t v;
-    snprintf(blob, sizeof blob, "blob of #%zu", i);
+    CHECKED_SNPRINTF(blob, sizeof blob, "blob of #%zu", i);
     assert_ok(dfs_read(f->st, ids[i], &file));
     assert_int_equal(file->blob_len, strlen(blob));
     assert_memory_equal(file->blob, blob, strlen(blob));
@@ -436,7 +447,7 @@ static void hostile__embedded_nul_uses_exactly_the_prefix(void **state)
 static void make_outside(const struct fx *f, const char *name, char *path, size_t size,
                          struct stat *sb)
 {
-  snprintf(path, size, "%s/%s", f->out, name);
+  CHECKED_SNPRINTF(path, size, "%s/%s", f->out, name);
   tu_write_file(path, SECRET, strlen(SECRET));
   assert_int_equal(lstat(path, sb), 0);
 }
@@ -521,7 +532,7 @@ static void hostile__symlinked_metadata_is_never_followed(void **state)
 
   put(f->st, "s", "real blob", 1);
   /* A target that would parse as metadata, to be sure it is never read. */
-  snprintf(target, sizeof target, "%s/meta.json", f->out);
+  CHECKED_SNPRINTF(target, sizeof target, "%s/meta.json", f->out);
   tu_write_file(target, "{\"version\":999}", 15);
   assert_int_equal(lstat(target, &sb), 0);
   plant(target, dfs_files_dir(f->st), "s.meta.json");
@@ -553,7 +564,7 @@ static void hostile__symlinked_lock_file_is_never_followed_or_created(void **sta
   put(f->st, "s", "blob", 1);
   make_outside(f, "lock-target", target, sizeof target, &sb);
   plant(target, dfs_files_dir(f->st), "s.json.enc.lock");
-  snprintf(dangling, sizeof dangling, "%s/created-by-lock", f->out);
+  CHECKED_SNPRINTF(dangling, sizeof dangling, "%s/created-by-lock", f->out);
   plant(dangling, dfs_files_dir(f->st), "d.json.enc.lock");
   assert_ok(dfs_lockmgr_new(&m, f->st));
   assert_dfs(dfs_lockmgr_acquire(m, "s", DFS_LOCK_EXCLUSIVE), DFS_ELOCK);
@@ -621,11 +632,11 @@ static void hostile__symlinked_store_directories_are_refused(void **state)
     char base[4200], sub[4300], victim[4200], secret[4300];
     struct stat sb;
     dfs_storage *st = NULL;
-    snprintf(base, sizeof base, "%s/links-%zu", f->dir, i);
+    CHECKED_SNPRINTF(base, sizeof base, "%s/links-%zu", f->dir, i);
     assert_int_equal(mkdir(base, 0755), 0);
-    snprintf(victim, sizeof victim, "%s/victim-%zu", f->out, i);
+    CHECKED_SNPRINTF(victim, sizeof victim, "%s/victim-%zu", f->out, i);
     assert_int_equal(mkdir(victim, 0755), 0);
-    snprintf(secret, sizeof secret, "%s/s.json.enc", victim);
+    CHECKED_SNPRINTF(secret, sizeof secret, "%s/s.json.enc", victim);
     tu_write_file(secret, SECRET, strlen(SECRET));
     assert_int_equal(lstat(secret, &sb), 0);
     path_of(sub, sizeof sub, base, dirs[i]);
@@ -719,7 +730,7 @@ static void hostile__damaged_metadata_is_ecorrupt_never_a_crash(void **state)
     size_t len = b->len ? b->len : (b->json ? strlen(b->json) : 0);
     int rc;
 
-    snprintf(id, sizeof id, "bad%zu", i);
+    CHECKED_SNPRINTF(id, sizeof id, "bad%zu", i);
     put(f->st, id, "blob", 1);
     if (!data) {
       /* Valid JSON, but 1 MiB + 64 bytes of it. */
@@ -788,14 +799,14 @@ static void hostile__non_regular_entity_files_are_errors(void **state)
   unlink(p);
   assert_int_equal(mkfifo(p, 0644), 0);
   assert_dfs(dfs_read(f->st, "fifo2", &file), DFS_EREAD);
-  snprintf(p, sizeof p, "%s/t.json", dfs_templates_dir(f->st));
+  CHECKED_SNPRINTF(p, sizeof p, "%s/t.json", dfs_templates_dir(f->st));
   assert_int_equal(mkfifo(p, 0644), 0);
   assert_dfs(dfs_template_read(f->st, "t", &(void *){NULL}, &(size_t){0}), DFS_EREAD);
   {
     dfs_storage *again;
-    snprintf(p, sizeof p, "%s/.deltafs-tmp/e.q.meta.json.0123456789abcdef", f->base);
+    CHECKED_SNPRINTF(p, sizeof p, "%s/.deltafs-tmp/e.q.meta.json.0123456789abcdef", f->base);
     assert_int_equal(mkfifo(p, 0644), 0);
-    snprintf(p, sizeof p, "%s/.deltafs-tmp/t.q.json.0123456789abcdef", f->base);
+    CHECKED_SNPRINTF(p, sizeof p, "%s/.deltafs-tmp/t.q.json.0123456789abcdef", f->base);
     assert_int_equal(mkfifo(p, 0644), 0);
     assert_ok(dfs_storage_open(&again, f->base, NULL)); /* recovery must not hang */
     dfs_storage_close(again);
@@ -844,8 +855,8 @@ static int nobody_checks(const struct fx *f)
   dfs_lockmgr *m;
   dfs_meta meta = tu_meta(9);
 
-  snprintf(locked, sizeof locked, "%s/locked", f->dir);
-  snprintf(readonly, sizeof readonly, "%s/readonly", f->dir);
+  CHECKED_SNPRINTF(locked, sizeof locked, "%s/locked", f->dir);
+  CHECKED_SNPRINTF(readonly, sizeof readonly, "%s/readonly", f->dir);
   /* A store whose base directory nobody may enter. */
   if (!says_denied(dfs_storage_open(&st, locked, NULL), DFS_EREAD, locked))
     return 1;
@@ -854,7 +865,7 @@ static int nobody_checks(const struct fx *f)
   /* Creating a store where nobody may create directories. */
   {
     char sub[8300];
-    snprintf(sub, sizeof sub, "%s/new", readonly);
+    CHECKED_SNPRINTF(sub, sizeof sub, "%s/new", readonly);
     if (!says_denied(dfs_storage_open(&st, sub, NULL), DFS_EWRITE, readonly))
       return 3;
   }
@@ -911,12 +922,12 @@ static void hostile__permission_denied_is_a_clear_error_as_nobody(void **state)
     skip();
   }
   assert_int_equal(chmod(f->dir, 0755), 0);
-  snprintf(locked, sizeof locked, "%s/locked", f->dir);
+  CHECKED_SNPRINTF(locked, sizeof locked, "%s/locked", f->dir);
   assert_ok(dfs_storage_open(&st, locked, NULL));
   dfs_storage_close(st);
   assert_int_equal(chmod(locked, 0700), 0);
 
-  snprintf(readonly, sizeof readonly, "%s/readonly", f->dir);
+  CHECKED_SNPRINTF(readonly, sizeof readonly, "%s/readonly", f->dir);
   assert_ok(dfs_storage_open(&st, readonly, NULL));
   put(st, "e", "mine", 1);
   put(st, "secret", "hidden", 1);
@@ -926,11 +937,11 @@ static void hostile__permission_denied_is_a_clear_error_as_nobody(void **state)
   dfs_lockmgr_free(m);
   dfs_storage_close(st);
   assert_int_equal(chmod(readonly, 0755), 0);
-  snprintf(p, sizeof p, "%s/files/secret.meta.json", readonly);
+  CHECKED_SNPRINTF(p, sizeof p, "%s/files/secret.meta.json", readonly);
   assert_int_equal(chmod(p, 0600), 0);
-  snprintf(p, sizeof p, "%s/files/e.json.enc", readonly);
+  CHECKED_SNPRINTF(p, sizeof p, "%s/files/e.json.enc", readonly);
   assert_int_equal(chmod(p, 0644), 0);
-  snprintf(p, sizeof p, "%s/files/e.meta.json", readonly);
+  CHECKED_SNPRINTF(p, sizeof p, "%s/files/e.meta.json", readonly);
   assert_int_equal(chmod(p, 0644), 0);
 
   r = as_nobody(nobody_checks, f);
