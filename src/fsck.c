@@ -242,7 +242,7 @@ static int ids_has(const struct fsck *c, const char *id)
 static int load_at(int dirfd, const char *name, size_t max, char **buf, size_t *len)
 {
   /* O_NOFOLLOW: a symlink planted in the store is never read through. */
-  int fd = dfs_sys_openat(dirfd, name, O_RDONLY | O_NOFOLLOW, 0), r;
+  int fd = dfs_sys_openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0), r;
   if (fd < 0)
     return -1;
   r = dfs_sys_read_all(fd, max, buf, len);
@@ -393,7 +393,7 @@ static void parse_tmp_name(const char *name, struct tmp_name *t)
  * the temp is gone (ENOENT) or cannot be opened (errno). */
 static int probe_tmp(struct fsck *c, const char *name, int op)
 {
-  int fd = dfs_sys_openat(c->st->tmp_fd, name, O_RDONLY | O_NOFOLLOW, 0);
+  int fd = dfs_sys_openat(c->st->tmp_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
   if (fd < 0)
     return -1;
   if (dfs_sys_flock(fd, op | LOCK_NB) < 0) {

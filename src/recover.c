@@ -296,6 +296,8 @@ static void recover_blob(dfs_storage *st, const char *name, const struct tmp_nam
   fd = claim_tmp(st, mtmp, LOCK_SH);
   if (fd == -2)
     return; /* its writer is alive */
+  if (fd == -1 && errno != ENOENT)
+    return; /* cannot tell (EIO, EMFILE...): a live writer's temp must not go */
   (void)dfs_sys_unlinkat(st->tmp_fd, name, 0);
   dfs_sys_close_quiet(fd);
 }

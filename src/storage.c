@@ -393,6 +393,11 @@ static int read_pair(dfs_storage *st, const char *op, const char *id, dfs_meta *
       rc = dfs_meta_parse(mjson, mlen, &m, &want_size, &want_hash, &has_integrity);
       free(mjson);
       if (rc < 0) {
+        struct stat sb;
+        /* Only one of the two files is "not found", whatever it holds
+         * (an interrupted delete leaves the metadata). */
+        if (dfs_sys_fstatat(st->files_fd, bname, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+          return dfs__err(DFS_ENOTFOUND, "%s %s: not found (metadata without blob)", op, id);
         dfs__err_prefix("%s %s: %s/%s", op, id, st->files_path, mname);
         return rc;
       }

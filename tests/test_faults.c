@@ -807,6 +807,63 @@ SWEEP_TEST(lockmgr_release, OP_LOCK_REL)
 SWEEP_TEST(storage_open, OP_OPEN)
 SWEEP_TEST(storage_open_with_recovery, OP_OPEN_RECOVER)
 
+/* ---- named regressions (each also covered by a sweep position) ------- */
+
+/* Recovery met a pending metadata it could not read (EIO) and removed it,
+ * leaving the crashed write's new blob under the old metadata: a torn pair
+ * that no longer read.  It must leave what it cannot judge. */
+static void regression__recovery_keeps_pending_meta_it_cannot_read(void **state)
+{
+  struct fx f;
+  dfs_storage *st = NULL;
+  (void)state;
+  fx_build(&f, OP_OPEN_RECOVER);
+  dfs_fault_arm(DFS_FAULT_MASK(DFS_SYS_READ), 1, DFS_FAULT_FAIL, EIO, 1 /* sticky */);
+  assert_ok(dfs_storage_open(&st, f.base, NULL));
+  dfs_fault_count_start(0);
+  assert_int_equal(ent_version(st, ENT), 2);
+  dfs_storage_close(st);
+  assert_ok(dfs_storage_open(&st, f.base, NULL)); /* now it can: rolled forward */
+  assert_int_equal(ent_version(st, ENT), 2);
+  assert_int_equal(tu_count_temps(f.base), 0);
+  dfs_storage_close(st);
+  fx_teardown(&f);
+}
+
+/* close() interrupted by a signal failed a write whose data was fsync'd. */
+static void regression__eintr_from_close_does_not_fail_a_write(void **state)
+{
+  struct fx f;
+  dfs_meta m = tu_meta(2);
+  (void)state;
+  fx_build(&f, OP_WRITE);
+  dfs_fault_arm(DFS_FAULT_MASK(DFS_SYS_CLOSE), 1, DFS_FAULT_FAIL, EINTR, 0);
+  assert_ok(dfs_write(f.st, ENT, BLOB2, strlen(BLOB2), &m));
+  assert_int_equal(dfs_fault_fired(), 1);
+  dfs_fault_count_start(0);
+  assert_int_equal(ent_version(f.st, ENT), 2);
+  fx_teardown(&f);
+}
+
+/* dfs_delete returned DFS_ELOCK (undocumented for it, detail "lock ...")
+ * when the lock file could not be removed after the entity was. */
+static void regression__delete_reports_lock_file_failure_as_ewrite(void **state)
+{
+  struct fx f;
+  (void)state;
+  fx_build(&f, OP_DELETE);
+  /* delete's only open is the lock file's (the entity files are unlinked
+   * by name). */
+  dfs_fault_arm(DFS_FAULT_MASK(DFS_SYS_OPEN), 1, DFS_FAULT_FAIL, EIO, 0);
+  assert_dfs(dfs_delete(f.st, ENT), DFS_EWRITE);
+  dfs_fault_count_start(0);
+  assert_true(strncmp(dfs_last_error(), "delete " ENT ":", 11) == 0);
+  assert_non_null(strstr(dfs_last_error(), "Input/output error"));
+  assert_int_equal(ent_version(f.st, ENT), 0); /* the entity is gone */
+  assert_ok(dfs_delete(f.st, ENT));            /* and a retry tidies up */
+  fx_teardown(&f);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -823,6 +880,9 @@ int main(void)
       cmocka_unit_test(sweep__lockmgr_release),
       cmocka_unit_test(sweep__storage_open),
       cmocka_unit_test(sweep__storage_open_with_recovery),
+      cmocka_unit_test(regression__recovery_keeps_pending_meta_it_cannot_read),
+      cmocka_unit_test(regression__eintr_from_close_does_not_fail_a_write),
+      cmocka_unit_test(regression__delete_reports_lock_file_failure_as_ewrite),
   };
   verbose = getenv("DFS_FAULTS_VERBOSE") != NULL;
   return cmocka_run_group_tests(tests, NULL, NULL);

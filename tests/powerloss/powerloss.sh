@@ -129,7 +129,7 @@ fi
 scratch=$(mktemp -d /var/tmp/dfs-powerloss.XXXXXX) || { echo "$name: mktemp failed" >&2; exit 1; }
 fusemnt=$scratch/fuse extmnt=$scratch/ext4
 mkdir -p "$fusemnt" "$extmnt"
-loopdev= fusepid= workpid= replaypid=
+loopdev= fusepid= workpid= replaypid= failed=0
 
 # Every exit path: unmount ext4, detach the loop device, unmount FUSE, stop
 # the recorder (only the one we started, by pid), remove the scratch files.
@@ -148,7 +148,14 @@ cleanup() {
   if [ -n "$fusepid" ] && kill -0 "$fusepid" 2>/dev/null; then
     kill "$fusepid" 2>/dev/null; wait "$fusepid" 2>/dev/null
   fi
-  if [ "${PL_KEEP:-0}" = 1 ]; then say "kept $scratch"; else rm -rf "$scratch"; fi
+  if [ "${PL_KEEP:-0}" = 1 ] || [ "$failed" = 1 ]; then
+    # On a failure the log and base image are what reproduces it:
+    #   plreplay --verbose [--seed S --subsets N] base.img log.bin DIR, then --state K
+    rm -f "$scratch/live.img" "$scratch/replay/state.img"
+    say "kept $scratch (log.bin, base.img, replay.out)"
+  else
+    rm -rf "$scratch"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
@@ -238,6 +245,7 @@ for r in $(seq 0 $((rounds - 1))); do
     grep -E '^plreplay:' "$scratch/replay.out"
     if [ $rc -gt 1 ]; then
       echo "$name: FAIL: the replay could not run (exit $rc)" >&2
+      failed=1
       exit 1
     fi
     if [ -n "$expect" ]; then
@@ -245,10 +253,12 @@ for r in $(seq 0 $((rounds - 1))); do
         caught=$((caught + 1))
       else
         echo "$name: this configuration did NOT catch the broken build" >&2
-        status=1
+        status=1 failed=1
+        break 2
       fi
     elif [ $rc != 0 ]; then
-      status=1
+      status=1 failed=1
+      break 2 # keep this recording for the report
     fi
   done
 done
