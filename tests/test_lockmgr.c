@@ -904,7 +904,7 @@ static void lockmgr__free_releases_everything(void **state)
 
 /* ---- lock files and dfs_delete ----------------------------------------- */
 
-static void lockmgr__delete_while_held_exclusive_removes_the_lock_file(void **state)
+static void lockmgr__delete_while_held_exclusive_removes_the_lock_file_at_release(void **state)
 {
   struct fx *f = *state;
   char p[4096];
@@ -916,9 +916,14 @@ static void lockmgr__delete_while_held_exclusive_removes_the_lock_file(void **st
   assert_ok(dfs_lockmgr_acquire(f->m, "d", DFS_LOCK_EXCLUSIVE));
   assert_true(path_exists(p));
   assert_ok(dfs_delete(f->st, "d"));
-  assert_false(path_exists(p));
   assert_int_equal(dfs_exists(f->st, "d"), 0);
+  /* While held, the lock file stays: a newcomer must wait on this very
+   * file instead of creating a fresh one and getting in beside us. */
+  assert_true(path_exists(p));
+  assert_dfs(probe(f, "d", DFS_LOCK_SHARED), DFS_EBUSY);
+  /* The release removes it (still held exclusively at that moment). */
   assert_ok(dfs_lockmgr_release(f->m, "d"));
+  assert_false(path_exists(p));
   /* The descriptor of the unlinked file is not kept in the cache. */
   assert_int_equal(count_fds(), fds);
   /* The next acquire makes a new lock file and really locks it. */
@@ -1039,8 +1044,9 @@ static void lockmgr__unlink_hook_only_acts_for_the_callers_exclusive_hold(void *
   worker_stop(&w);
   assert_ok(dfs_lockmgr_acquire(f->m, "h", DFS_LOCK_EXCLUSIVE));
   assert_int_equal(dfs__lockmgr_unlink_if_held_exclusive(f->st, "h"), 1);
-  assert_false(path_exists(p));
+  assert_true(path_exists(p)); /* removed at the release, not before */
   assert_ok(dfs_lockmgr_release(f->m, "h"));
+  assert_false(path_exists(p)); /* "h" has no blob: the entity is gone */
 }
 
 /* ---- the re-check after flock ------------------------------------------ */
@@ -1234,25 +1240,30 @@ static int deleter_process(const char *dir, struct shared_area *sa, int iters)
     return 2;
   dfs_lock_path(st, "hot", p, sizeof p);
   for (int i = 0; i < iters && rc == 0; i++) {
-    struct stat sb;
+    struct stat held, after;
     if (dfs_lockmgr_acquire(m, "hot", DFS_LOCK_EXCLUSIVE) != 0) {
       rc = 4;
       break;
     }
-    /* The deleter's critical section ends where dfs_delete may remove the
-     * lock file: from then on a newcomer may legitimately lock a new one. */
-    critical_section(sa);
-    if (dfs_write(st, "hot", "x", 1, &meta) != 0)
-      rc = 5;
+    /* The deleter's critical section covers the write AND the delete: the
+     * lock file is removed only at the release, so nobody may get in
+     * before then. */
     if (atomic_fetch_add(&sa->inside, 1) != 0)
       atomic_fetch_add(&sa->violations, 1);
-    atomic_fetch_sub(&sa->inside, 1);
+    if (dfs_write(st, "hot", "x", 1, &meta) != 0)
+      rc = 5;
     if (dfs_delete(st, "hot") != 0)
       rc = 6;
-    if (lstat(p, &sb) != 0)
-      atomic_fetch_add(&sa->deletes_unlinked, 1);
+    if (lstat(p, &held) != 0) /* still there while held */
+      atomic_fetch_add(&sa->violations, 1);
+    for (volatile int k = 0; k < 200; k++)
+      ;
+    atomic_fetch_add(&sa->entries, 1);
+    atomic_fetch_sub(&sa->inside, 1);
     if (dfs_lockmgr_release(m, "hot") != 0)
       rc = 7;
+    if (lstat(p, &after) != 0 || after.st_ino != held.st_ino)
+      atomic_fetch_add(&sa->deletes_unlinked, 1);
   }
   atomic_store(&sa->stop, 1);
   dfs_lockmgr_free(m);
@@ -1499,7 +1510,7 @@ int main(void)
       T(lockmgr__util_linux_flock_holder_is_respected),
       T(lockmgr__release_all_releases_every_threads_holds),
       T(lockmgr__free_releases_everything),
-      T(lockmgr__delete_while_held_exclusive_removes_the_lock_file),
+      T(lockmgr__delete_while_held_exclusive_removes_the_lock_file_at_release),
       T(lockmgr__delete_leaves_a_lock_file_someone_else_holds),
       T(lockmgr__cached_descriptor_of_a_deleted_lock_file_is_not_trusted),
       cmocka_unit_test_setup_teardown(lockmgr__go_compat_never_removes_lock_files, setup_go,

@@ -38,8 +38,10 @@
  *
  * Lock files of deleted entities
  * ------------------------------
- * dfs_delete() unlinks the lock file while holding it exclusively (unless
- * the store is in DFS_OPT_GO_COMPAT mode).  Every acquire therefore checks,
+ * dfs_delete() removes the lock file only while it is held exclusively
+ * (unless the store is in DFS_OPT_GO_COMPAT mode): when the calling thread
+ * holds it through a manager, the file is unlinked by that hold's release,
+ * just before the flock is dropped.  Every acquire therefore checks,
  * after flock() succeeds, that the descriptor it locked is still the file at
  * the path (same device and inode, via fstat + fstatat) and starts over if
  * not, so a removed lock file never lets two exclusive holders in.  Go

@@ -151,13 +151,15 @@ int dfs_version(dfs_storage *st, const char *id, int64_t *out);
 /* Remove both files of `id` (metadata first, so no reader sees a blob
  * without its metadata).  An absent entity is DFS_OK.
  * Lock file: unless the store was opened with DFS_OPT_GO_COMPAT, the lock
- * file is removed too, always while it is held exclusively — either by the
+ * file goes too, always while it is held exclusively — either by the
  * calling thread through a dfs_lockmgr of this store (the usual sequence:
- * acquire exclusive, delete, release), or by dfs_delete itself with a
- * non-blocking try.  If someone else holds it, it is left in place (it is
- * harmless; a later delete or `deltafs fsck --repair` removes it).  Every
- * acquirer re-checks that the file it locked is still the one at the path,
- * so the removal never lets two exclusive holders in.
+ * acquire exclusive, delete, release; the file is then removed by the
+ * release, at the very end of the hold, so nobody can lock a fresh file and
+ * get in while the deleter still works), or at once by dfs_delete itself
+ * with a non-blocking try when nobody holds it.  If someone else holds it,
+ * it is left in place (harmless; a later delete or `deltafs fsck --repair`
+ * removes it).  Every acquirer re-checks that the file it locked is still
+ * the one at the path, so the removal never lets two exclusive holders in.
  * Returns 0, DFS_EINVALID_ID, DFS_EWRITE, DFS_EINVAL. */
 int dfs_delete(dfs_storage *st, const char *id);
 
