@@ -303,6 +303,35 @@ out:
   return rc;
 }
 
+dfs_meta *dfs__meta_dup(const dfs_meta *src)
+{
+  dfs_meta tmp = *src, *m;
+  size_t total = 0;
+  char *p;
+  for (size_t i = 0; i < N_STRING_KEYS; i++) {
+    const char *sv = *string_slot(&tmp, i);
+    total += sv ? strlen(sv) + 1 : 0;
+  }
+  m = dfs_malloc(sizeof *m + total);
+  if (!m)
+    return NULL;
+  *m = *src;
+  p = (char *)(m + 1);
+  for (size_t i = 0; i < N_STRING_KEYS; i++) {
+    const char **slot = string_slot(m, i);
+    size_t n;
+    if (!*slot || !**slot) {
+      *slot = "";
+      continue;
+    }
+    n = strlen(*slot) + 1;
+    memcpy(p, *slot, n);
+    *slot = p;
+    p += n;
+  }
+  return m;
+}
+
 /* ---- dfs_meta -> JSON ------------------------------------------------- */
 
 int dfs__meta_to_json(const dfs_meta *m, uint64_t blob_size, uint64_t blob_hash, char **out,

@@ -16,6 +16,9 @@
 int dfs__meta_to_json(const dfs_meta *m, uint64_t blob_size, uint64_t blob_hash,
                       char **out, size_t *out_len);
 
+/* A deep copy of m in one allocation (free() it); NULL on ENOMEM. */
+dfs_meta *dfs__meta_dup(const dfs_meta *m);
+
 /* XXH3-64 of a blob (the integrity hash). */
 uint64_t dfs__blob_hash(const void *blob, size_t len);
 

@@ -338,13 +338,15 @@ static int read_error(const dfs_storage *st, const char *op, const char *id, con
   return dfs__errno(DFS_EREAD, e, "%s %s: read %s/%s", op, id, st->files_path, name);
 }
 
-/* Load files/<name> whole. 0, or -1 with errno. */
-static int load(dfs_storage *st, const char *name, size_t max, char **buf, size_t *len)
+/* Load files/<name> whole (sb: the fstat of what was read; may be NULL).
+ * 0, or -1 with errno. */
+static int load(dfs_storage *st, const char *name, size_t max, char **buf, size_t *len,
+                struct stat *sb)
 {
   int fd = open_entity_file(st, name), r;
   if (fd < 0)
     return -1;
-  r = dfs_sys_read_all(fd, max, buf, len);
+  r = dfs_sys_read_all_st(fd, max, buf, len, sb);
   dfs_sys_close_quiet(fd);
   return r;
 }
@@ -372,12 +374,22 @@ static int read_pair(dfs_storage *st, const char *op, const char *id, dfs_meta *
     char *mjson = NULL, *blob = NULL;
     size_t mlen = 0, blen = 0;
     uint64_t want_size = 0, want_hash = 0, hash;
-    int has_integrity = 0, meta_missing = 0;
+    int has_integrity = 0, meta_missing = 0, cached = 0;
+    struct dfs_vc_integrity integ;
+    struct stat msb;
     dfs_meta *m = NULL;
 
     if (attempt > 0)
       usleep(1000u << (attempt < 4 ? attempt : 4)); /* 2..16 ms */
-    if (load(st, mname, DFS_META_MAX, &mjson, &mlen) < 0) {
+    /* The metadata file unchanged since we parsed it (and settled)?  Then
+     * skip opening and parsing it; the blob is still checked against it. */
+    if (dfs_sys_fstatat(st->files_fd, mname, &msb, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(msb.st_mode) && dfs__vcache_get_meta(st->vcache, id, &msb, &m, &integ)) {
+      cached = 1;
+      want_size = integ.blob_size;
+      want_hash = integ.blob_hash;
+      has_integrity = integ.has;
+    } else if (load(st, mname, DFS_META_MAX, &mjson, &mlen, &msb) < 0) {
       int e = errno;
       if (transient(e)) {
         rc = read_error(st, op, id, mname, e);
@@ -402,7 +414,7 @@ static int read_pair(dfs_storage *st, const char *op, const char *id, dfs_meta *
         return rc;
       }
     }
-    if (load(st, bname, DFS_BLOB_MAX, &blob, &blen) < 0) {
+    if (load(st, bname, DFS_BLOB_MAX, &blob, &blen, NULL) < 0) {
       int e = errno;
       free(m);
       if (transient(e)) {
@@ -416,6 +428,12 @@ static int read_pair(dfs_storage *st, const char *op, const char *id, dfs_meta *
     hash = dfs__blob_hash(blob, blen);
     if (!meta_missing && (!has_integrity || (want_size == blen && want_hash == hash))) {
       /* Consistent pair (or a Go-written file, which carries no hash). */
+      if (!cached) {
+        integ.blob_size = want_size;
+        integ.blob_hash = want_hash;
+        integ.has = has_integrity;
+        dfs__vcache_put(st->vcache, id, &msb, m, &integ);
+      }
       *meta_out = m;
       if (blob_out) {
         *blob_out = blob;
@@ -507,7 +525,7 @@ int dfs_version(dfs_storage *st, const char *id, int64_t *out)
   char mname[DFS_NAME_MAX], bname[DFS_NAME_MAX], *json = NULL;
   struct stat sb, bsb;
   dfs_meta *m = NULL;
-  uint64_t bsize = 0;
+  uint64_t bsize = 0, bhash = 0;
   size_t len = 0;
   int rc, has = 0, fd;
 
@@ -539,7 +557,7 @@ int dfs_version(dfs_storage *st, const char *id, int64_t *out)
     return rc;
   }
   dfs_sys_close_quiet(fd);
-  rc = dfs_meta_parse(json, len, &m, &bsize, NULL, &has);
+  rc = dfs_meta_parse(json, len, &m, &bsize, &bhash, &has);
   free(json);
   if (rc < 0) {
     dfs__err_prefix("version %s: %s/%s", id, st->files_path, mname);
@@ -556,7 +574,10 @@ int dfs_version(dfs_storage *st, const char *id, int64_t *out)
     goto full;
   }
   *out = m->version;
-  dfs__vcache_put(st->vcache, id, &sb, m->version);
+  {
+    struct dfs_vc_integrity integ = {bsize, bhash, has};
+    dfs__vcache_put(st->vcache, id, &sb, m, &integ);
+  }
   free(m);
   return 0;
 full:

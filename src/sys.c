@@ -246,12 +246,19 @@ int dfs_sys_write_all(int fd, const void *buf, size_t len)
 
 int dfs_sys_read_all(int fd, size_t max, char **out, size_t *out_len)
 {
+  return dfs_sys_read_all_st(fd, max, out, out_len, NULL);
+}
+
+int dfs_sys_read_all_st(int fd, size_t max, char **out, size_t *out_len, struct stat *st_out)
+{
   struct stat sb;
   size_t cap, len = 0;
   char *buf;
 
   if (dfs_sys_fstat(fd, &sb) < 0)
     return -1;
+  if (st_out)
+    *st_out = sb;
   if (!S_ISREG(sb.st_mode)) {
     errno = EINVAL;
     return -1;

@@ -86,6 +86,8 @@ int dfs_sys_write_all(int fd, const void *buf, size_t len);
 /* Read a whole regular file from fd, at most max bytes (more: -1/EFBIG).
  * *out is NUL-terminated (not counted); free with free().  0 or -1/errno. */
 int dfs_sys_read_all(int fd, size_t max, char **out, size_t *out_len);
+/* The same, also giving the fstat of the descriptor that was read. */
+int dfs_sys_read_all_st(int fd, size_t max, char **out, size_t *out_len, struct stat *st_out);
 
 /* 64 random bits, cheap (per-thread generator seeded from getrandom). */
 uint64_t dfs_random64(void);

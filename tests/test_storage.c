@@ -445,6 +445,15 @@ static void storage__version_cache_sees_replacement_after_settling(void **state)
   assert_int_equal(v, 1);
   assert_ok(dfs_version(f->st, "settled", &v)); /* answered from the cache */
   assert_int_equal(v, 1);
+  read_expect(f->st, "settled", "a", 1, 1); /* metadata from the cache */
+  /* The cached metadata never vouches for a blob that is not its own. */
+  tu_write_file(path_in(f, "files", "settled.json.enc"), "b", 1);
+  {
+    dfs_file *file;
+    assert_dfs(dfs_read(f->st, "settled", &file), DFS_ECORRUPT);
+  }
+  tu_write_file(path_in(f, "files", "settled.json.enc"), "a", 1);
+  read_expect(f->st, "settled", "a", 1, 1);
   m.version = 2;
   assert_ok(dfs_write(other, "settled", "a", 1, &m)); /* same size, maybe same inode */
   assert_ok(dfs_version(f->st, "settled", &v));

@@ -23,7 +23,7 @@
  *                                   lock with dfs_write_if_version (a lost
  *                                   exclusion shows up as DFS_ECONFLICT)
  *   counter-check ROOT ID TOTAL     the counter and its version are TOTAL
- *   kill-release ROOTA ROOTB ID K   K times: a child on A takes ID
+ *   kill-release ROOTA ROOTB ID K   K times: a child on A (`hold`) takes ID
  *                                   exclusively, B's try must be DFS_EBUSY,
  *                                   the child is SIGKILLed, B must get the
  *                                   lock (within 20 s); prints how long it
@@ -40,7 +40,8 @@
  *                                   a loop: its own try-lock + unlink of the
  *                                   lock file must not let two holders in
  *   crash-sweep ROOTA ROOTB         for every syscall position k of one
- *                                   overwrite: a child on A writes v1, then
+ *                                   overwrite: a child on A (`crash-child`,
+ *                                   exec'd fresh) writes v1, then
  *                                   dies by SIGKILL at the k-th call (fault
  *                                   injection) of writing v2; B opens the
  *                                   store (recovery) and must read exactly
@@ -340,19 +341,13 @@ static int cmd_kill_release(const char *root_a, const char *root_b, const char *
     if (pid < 0)
       SETUP_FAIL("fork: %s", strerror(errno));
     if (pid == 0) {
-      /* The holder, on mount A: a fresh store handle (nothing inherited
-       * from the parent's mount B handle is used). */
-      dfs_storage *sa = open_store(root_a);
-      dfs_lockmgr *ma;
+      /* The holder, on mount A, in a fresh exec'd process: nothing of the
+       * parent's library state (mount B handle, threads) comes along. */
+      char fdarg[16];
       close(p[0]);
-      if (dfs_lockmgr_new(&ma, sa) < 0 || dfs_lockmgr_acquire(ma, id, DFS_LOCK_EXCLUSIVE) < 0) {
-        fprintf(stderr, "holder: %s\n", dfs_last_error());
-        _exit(2);
-      }
-      if (write(p[1], "h", 1) != 1)
-        _exit(2);
-      for (;;)
-        pause();
+      snprintf(fdarg, sizeof fdarg, "%d", p[1]);
+      execl("/proc/self/exe", "distfs_check", "hold", root_a, id, fdarg, (char *)NULL);
+      _exit(2);
     }
     close(p[1]);
     if (read(p[0], &c, 1) != 1)
@@ -519,6 +514,35 @@ static void check_v1_or_v2(dfs_storage *st, const char *id, int k, int64_t *got)
   dfs_file_free(f);
 }
 
+/* kill-release's holder: take `id` exclusively, say so on fd, wait to be
+ * killed. */
+static int cmd_hold(const char *root, const char *id, int fd)
+{
+  dfs_storage *st = open_store(root);
+  dfs_lockmgr *m;
+  if (dfs_lockmgr_new(&m, st) < 0 || dfs_lockmgr_acquire(m, id, DFS_LOCK_EXCLUSIVE) < 0)
+    SETUP_FAIL("hold %s: %s", id, dfs_last_error());
+  if (write(fd, "h", 1) != 1)
+    SETUP_FAIL("hold: %s", strerror(errno));
+  for (;;)
+    pause();
+}
+
+/* crash-sweep's writer: v1 committed, then v2 under the entity lock, dying
+ * by SIGKILL at the k-th wrapped call of that write. */
+static int cmd_crash_child(const char *root, const char *id, unsigned long k)
+{
+  dfs_storage *st = open_store(root);
+  dfs_lockmgr *m;
+  if (write_version(st, id, 1) < 0 || dfs_lockmgr_new(&m, st) < 0 ||
+      dfs_lockmgr_acquire(m, id, DFS_LOCK_EXCLUSIVE) < 0)
+    SETUP_FAIL("crash child %s: %s", id, dfs_last_error());
+  dfs_fault_arm(DFS_FAULT_MASK_ALL, k, DFS_FAULT_KILL, 0, 0);
+  if (write_version(st, id, 2) < 0)
+    SETUP_FAIL("crash child %s: %s", id, dfs_last_error());
+  return 0;
+}
+
 static int cmd_crash_sweep(const char *root_a, const char *root_b)
 {
   unsigned long calls;
@@ -550,19 +574,10 @@ static int cmd_crash_sweep(const char *root_a, const char *root_b)
     if (pid < 0)
       SETUP_FAIL("fork: %s", strerror(errno));
     if (pid == 0) {
-      dfs_storage *sa = open_store(root_a);
-      dfs_lockmgr *ma;
-      if (write_version(sa, id, 1) < 0 || dfs_lockmgr_new(&ma, sa) < 0 ||
-          dfs_lockmgr_acquire(ma, id, DFS_LOCK_EXCLUSIVE) < 0) {
-        fprintf(stderr, "crash child: %s\n", dfs_last_error());
-        _exit(2);
-      }
-      /* Die at the k-th call of the overwrite, holding the entity lock
-       * as a real writer would. */
-      dfs_fault_arm(DFS_FAULT_MASK_ALL, k, DFS_FAULT_KILL, 0, 0);
-      if (write_version(sa, id, 2) < 0)
-        _exit(3);
-      _exit(0);
+      char karg[24];
+      snprintf(karg, sizeof karg, "%lu", k);
+      execl("/proc/self/exe", "distfs_check", "crash-child", root_a, id, karg, (char *)NULL);
+      _exit(2);
     }
     waitpid(pid, &status, 0);
     if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
@@ -731,6 +746,10 @@ int main(int argc, char **argv)
     return cmd_contend(argv[2], argv[3], atoi(argv[4]), argv[5]);
   if (!strcmp(c, "rogue-delete") && argc == 5)
     return cmd_rogue_delete(argv[2], argv[3], atoi(argv[4]));
+  if (!strcmp(c, "hold") && argc == 5)
+    return cmd_hold(argv[2], argv[3], atoi(argv[4]));
+  if (!strcmp(c, "crash-child") && argc == 5)
+    return cmd_crash_child(argv[2], argv[3], strtoul(argv[4], NULL, 10));
   if (!strcmp(c, "crash-sweep") && argc == 4)
     return cmd_crash_sweep(argv[2], argv[3]);
   if (!strcmp(c, "fallback") && argc == 3)
