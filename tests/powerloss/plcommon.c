@@ -26,9 +26,10 @@ static uint64_t seed_of(const char *id, int64_t version)
 
 size_t pl_content_len(const char *id, int64_t version)
 {
-  /* 0: empty blob; 37: sub-block; 4096: exactly one block; 4097, 9000,
-   * 70000: several blocks, so a torn write can keep some and lose others. */
-  static const size_t sizes[] = {37, 4096, 9000, 70000, 4097, 1500, 0, 20000};
+  /* 0: empty blob; 37, 1500: sub-block; 4096: exactly one block; 4097 ..
+   * 300000: several blocks, so a torn write can keep some and lose others
+   * (300000 spans several 128 KiB FUSE write requests). */
+  static const size_t sizes[] = {37, 4096, 9000, 70000, 4097, 1500, 0, 20000, 300000};
   uint64_t s = seed_of(id, version);
   return sizes[pl_rand(&s) % (sizeof sizes / sizeof sizes[0])];
 }

@@ -15,10 +15,10 @@
  * completed before a cache flush completed is on the platter; any write
  * after the last completed flush may or may not be, independently of the
  * others.  The log splits into flush intervals: interval k holds the writes
- * between flush k and flush k+1 (interval 0 starts at the beginning of the
- * log, the last one runs to the end).  For every interval, with D = the
- * image with every write before flush k applied and w1..wn the interval's
- * writes, the replay checks:
+ * after the k-th flush and before the (k+1)-th (interval 0 starts at the
+ * beginning of the log, the last one runs to its end).  For every
+ * interval, with D = the image with every write before the interval
+ * applied and w1..wn the interval's writes, the replay checks:
  *
  *   (a) D alone                      — every unflushed write lost;
  *   (b) D + w1..wj, for j = 1..n     — the disk got the first j (a cut
@@ -30,12 +30,12 @@
  * EXPECTATIONS
  * ------------
  * The workload's markers (plworkload.c) are in the same log.  For a state
- * of interval k, with R = the position of flush k+1 and C = the last
- * included write:
+ * of an interval, with R = the position of the flush that ends it and C =
+ * the last included write:
  *   - an operation acknowledged before R must have taken effect.  (An ack
- *     follows the flush that made its write durable; no flush lies between
- *     flush k and R, so that flush is at or before flush k, and all its
- *     writes are in D.)  So each entity must read as the effect of its last
+ *     follows the flush that made its write durable; no flush lies inside
+ *     the interval, so that flush is the one that starts it or an earlier
+ *     one, and all the writes it covered are in D.)  So each entity must read as the effect of its last
  *     operation acknowledged before R (absent if none, or a delete) ...
  *   - ... or as the effect of its operation in flight: begun before C and
  *     not acknowledged before R.  An entity has at most one operation in
@@ -56,7 +56,9 @@
  * Each state is written to a scratch image, attached to a loop device,
  * mounted (ext4 replays its journal), checked in a forked child (a crash
  * of the library on a bad state is a finding, not the end of the run),
- * unmounted and detached.  Optionally `e2fsck -fn` checks the image after.
+ * unmounted and detached.  A failed check is confirmed by rebuilding and
+ * checking the state once more (run_state).  Optionally `e2fsck -fn`
+ * checks the image after.
  *
  * Options:
  *   --seed N             seed for the random subsets (default 1)
