@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -281,6 +282,19 @@ static void recover_meta(dfs_storage *st, const char *name, const struct tmp_nam
    * metadata is the one that matches it cannot be told, and removing it
    * could leave a new blob under the old metadata (a torn pair, for good).
    * Leave it: readers still resolve it, a later recovery finishes it. */
+
+  /* Taking the entity lock created its lock file.  If the entity does not
+   * exist (a first write that never got to its blob), remove it again,
+   * while still holding it, as dfs_delete would. */
+  if (!(st->flags & DFS_OPT_GO_COMPAT)) {
+    struct stat sb;
+    char bname[DFS_NAME_MAX];
+    dfs__entity_name(bname, t->id, DFS_BLOB_SUFFIX);
+    dfs__entity_name(mname, t->id, DFS_META_SUFFIX);
+    if (fstatat(st->files_fd, bname, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+        fstatat(st->files_fd, mname, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+      (void)dfs__lockfile_unlink_held(st, t->id, lockfd);
+  }
 out:
   dfs_sys_close_quiet(lockfd);
   dfs_sys_close_quiet(fd);

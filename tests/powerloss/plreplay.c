@@ -453,7 +453,7 @@ static void check_template(dfs_storage *st, const char *sid, const dfs_id_list *
 /* Lock files present in files/ before recovery ran (see fsck_cb). */
 static char **locks_before;
 static size_t nlocks_before;
-static int strict_fsck; /* PL_STRICT_FSCK=1: every fsck finding is a violation */
+static int strict_fsck; /* default 1: every fsck finding is a violation (PL_STRICT_FSCK=0: notes) */
 
 static void snapshot_locks(const char *store)
 {
@@ -490,8 +490,9 @@ static void snapshot_locks(const char *store)
  * that was NOT there before recovery was created by recovery itself (it
  * locks the entity to roll a pending write forward or remove it, and
  * leaves the lock file when the entity does not exist): reported as
- * "recovery-leftover", a violation only with PL_STRICT_FSCK=1 until
- * recover.c removes it.  Every other finding is a violation. */
+ * "recovery-leftover": a violation (recover.c now removes such a lock
+ * file; PL_STRICT_FSCK=0 turns it back into a note).  Every other finding
+ * is a violation. */
 static int fsck_cb(const dfs_fsck_finding *f, void *payload)
 {
   (void)payload;
@@ -899,7 +900,9 @@ int main(int argc, char **argv)
   }
   if ((size_t)snprintf(store_path, sizeof store_path, "%s/store", mnt_dir) >= sizeof store_path)
     die(2, "path too long: %s", mnt_dir);
-  strict_fsck = getenv("PL_STRICT_FSCK") && strcmp(getenv("PL_STRICT_FSCK"), "1") == 0;
+  /* Strict by default now that recovery removes the lock file it created
+   * for an entity that turned out not to exist; PL_STRICT_FSCK=0 relaxes. */
+  strict_fsck = !getenv("PL_STRICT_FSCK") || strcmp(getenv("PL_STRICT_FSCK"), "0") != 0;
   parent_pid = getpid();
   atexit(unmount_at_exit);
   signal(SIGINT, on_signal);
