@@ -27,7 +27,7 @@
 # with apt-get when missing); otherwise exits 77 (skipped).  Environment
 # (set by ctest, tests/distfs/CMakeLists.txt): DISTFS_CHECK, DISTFS_OVERHEAD,
 # DFS_TEST_BIN_DIR, DELTAFS (optional).  DISTFS_QUICK=1 skips the cmocka
-# programs.  Takes about 3 minutes on 2 cores.
+# programs.  Takes about 3.5 minutes on 2 cores.
 set -u
 
 say() { echo "distfs: $*"; }
@@ -40,6 +40,9 @@ skip() {
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 : "${DISTFS_CHECK:?set DISTFS_CHECK to the distfs_check program}"
 : "${DISTFS_OVERHEAD:?set DISTFS_OVERHEAD to the distfs_overhead program}"
+# Every scenario bounds its own run time; the timeout only turns a hang
+# into a failure.
+CHECK="timeout -k 5 150 $DISTFS_CHECK"
 
 if ! command -v glusterd >/dev/null 2>&1 || ! command -v gluster >/dev/null 2>&1 ||
   ! command -v mount.glusterfs >/dev/null 2>&1; then
@@ -184,10 +187,12 @@ step() {
 }
 
 # ---- 1. the unit tests on the mount ---------------------------------------
-# test_storage takes ~2 minutes here (storage__list_many alone writes 5000
-# entities, ~20 ms each on this volume), so it runs in the background, on
-# its own directory, while the rest goes on; its verdict is collected at
-# the end.
+# The lock tests run first and alone (test_lockmgr bounds some of its own
+# timings).  test_storage takes ~2 minutes here (storage__list_many alone
+# writes 5000 entities, ~20 ms each on this volume), so it then runs in the
+# background, on its own directory, beside the scenarios; its verdict is
+# collected at the end.  Every program runs under timeout(1), so a hang
+# fails the step instead of outliving the teardown.
 unit_report() { # name: print the summary (and failures) of its log
   grep -E '^\[  (FAILED|PASSED)|^\[  ERROR' "$LOGS/$1.log" | sed 's/^/distfs:      /'
   grep -B4 -E '^\[  FAILED  \] [a-z]' "$LOGS/$1.log" | grep -v '^\[ *RUN' | head -20 |
@@ -195,28 +200,27 @@ unit_report() { # name: print the summary (and failures) of its log
 }
 run_unit() { # name: run one cmocka program with its scratch dirs on mount A
   mkdir -p "$A/unit-$1"
-  (cd "$DFS_TEST_BIN_DIR" && DFS_TEST_DIR="$A/unit-$1" "./$1" >"$LOGS/$1.log" 2>&1)
+  (cd "$DFS_TEST_BIN_DIR" && DFS_TEST_DIR="$A/unit-$1" exec timeout -k 5 "$2" "./$1" \
+    >"$LOGS/$1.log" 2>&1)
 }
 UNIT_BG=""
 if [ "${DISTFS_QUICK:-0}" != 1 ] && [ -n "${DFS_TEST_BIN_DIR:-}" ]; then
-  if [ -x "$DFS_TEST_BIN_DIR/test_storage" ]; then
-    UNIT_T0=$(date +%s)
-    mkdir -p "$A/unit-test_storage"
-    (cd "$DFS_TEST_BIN_DIR" &&
-      DFS_TEST_DIR="$A/unit-test_storage" exec ./test_storage >"$LOGS/test_storage.log" 2>&1) &
-    UNIT_BG=$!
-    PIDS="$PIDS $UNIT_BG"
-  else
-    say "(test_storage not built: skipped)"
-  fi
   for t in test_flock test_lockmgr; do
     if [ -x "$DFS_TEST_BIN_DIR/$t" ]; then
-      step "$t on the mount" run_unit $t
+      step "$t on the mount" run_unit $t 180
       unit_report $t
     else
       say "($t not built: skipped)"
     fi
   done
+  if [ -x "$DFS_TEST_BIN_DIR/test_storage" ]; then
+    UNIT_T0=$(date +%s)
+    run_unit test_storage 300 &
+    UNIT_BG=$!
+    PIDS="$PIDS $UNIT_BG"
+  else
+    say "(test_storage not built: skipped)"
+  fi
 fi
 
 # ---- 2. cross-mount scenarios ---------------------------------------------
@@ -224,13 +228,13 @@ SA=$A/store
 SB=$B/store
 mkdir -p "$SA"
 
-step "no RENAME_EXCHANGE: fallback and a failed commit" "$DISTFS_CHECK" fallback "$SA"
+step "no RENAME_EXCHANGE: fallback and a failed commit" $CHECK fallback "$SA"
 
 torn() {
-  "$DISTFS_CHECK" torn-writer "$SA" torn 8 & w=$!
-  "$DISTFS_CHECK" torn-reader "$SB" torn 8 plain & r1=$!
-  "$DISTFS_CHECK" torn-reader "$SB" torn 8 locked & r2=$!
-  "$DISTFS_CHECK" torn-reader "$SA" torn 8 plain & r3=$!
+  $CHECK torn-writer "$SA" torn 8 & w=$!
+  $CHECK torn-reader "$SB" torn 8 plain & r1=$!
+  $CHECK torn-reader "$SB" torn 8 locked & r2=$!
+  $CHECK torn-reader "$SA" torn 8 plain & r3=$!
   ok=0
   for p in $w $r1 $r2 $r3; do wait $p || ok=1; done
   return $ok
@@ -241,17 +245,17 @@ counters() {
   n=25
   pids=""
   for s in "$SA" "$SA" "$SB" "$SB"; do
-    "$DISTFS_CHECK" counter "$s" counter $n &
+    $CHECK counter "$s" counter $n &
     pids="$pids $!"
   done
   ok=0
   for p in $pids; do wait "$p" || ok=1; done
-  [ $ok = 0 ] && "$DISTFS_CHECK" counter-check "$SB" counter $((4 * n)) &&
-    "$DISTFS_CHECK" counter-check "$SA" counter $((4 * n))
+  [ $ok = 0 ] && $CHECK counter-check "$SB" counter $((4 * n)) &&
+    $CHECK counter-check "$SA" counter $((4 * n))
 }
 step "4 processes on 2 mounts, 100 locked increments: exact count" counters
 
-step "holder on A killed (SIGKILL): lock free on B" "$DISTFS_CHECK" kill-release "$SA" "$SB" held 7
+step "holder on A killed (SIGKILL): lock free on B" $CHECK kill-release "$SA" "$SB" held 7
 
 contend() {
   mk_a=$A/contend.marker
@@ -260,11 +264,11 @@ contend() {
   pids=""
   for m in "$SA $mk_a" "$SA $mk_a" "$SB $mk_b" "$SB $mk_b"; do
     set -- $m
-    "$DISTFS_CHECK" contend "$1" hot 10 "$2" &
+    $CHECK contend "$1" hot 10 "$2" &
     pids="$pids $!"
   done
   # dfs_delete without holding the lock: its own try-lock + unlink.
-  "$DISTFS_CHECK" rogue-delete "$SB" hot 10 &
+  $CHECK rogue-delete "$SB" hot 10 &
   pids="$pids $!"
   ok=0
   for p in $pids; do wait "$p" || ok=1; done
@@ -273,12 +277,13 @@ contend() {
 step "deletes on both mounts while both contend: one exclusive holder" contend
 
 step "crash sweep: writer killed on A at every syscall, read on B" \
-  "$DISTFS_CHECK" crash-sweep "$SA/../crash" "$SB/../crash"
+  $CHECK crash-sweep "$SA/../crash" "$SB/../crash"
 
 # ---- 3. SIGKILLed writers on A, fsck on B -------------------------------
 killed_writers() {
   KW=""
   for k in 1 2 3; do
+    # No timeout(1) wrapper: the SIGKILL below must hit the writer itself.
     "$DISTFS_CHECK" torn-writer "$SA" "kw$k" 60 >/dev/null &
     KW="$KW $!"
   done
@@ -294,22 +299,22 @@ killed_writers() {
     # Report first (exit 0: clean, 4: something to repair), then repair
     # until nothing remains (a killed writer's flock is released by the
     # server a few ms after the kill; until then its temps count as live).
-    "$DELTAFS" --root "$SB" fsck >"$LOGS/fsck1.log" 2>&1
+    timeout -k 5 60 "$DELTAFS" --root "$SB" fsck >"$LOGS/fsck1.log" 2>&1
     rc=$?
     say "     fsck on B after the kills: exit $rc, $(grep -c . "$LOGS/fsck1.log") lines"
     [ $rc = 0 ] || [ $rc = 4 ] || { cat "$LOGS/fsck1.log"; return 1; }
     i=0
-    until "$DELTAFS" --root "$SB" fsck --repair >"$LOGS/fsck2.log" 2>&1; do
+    until timeout -k 5 60 "$DELTAFS" --root "$SB" fsck --repair >"$LOGS/fsck2.log" 2>&1; do
       i=$((i + 1))
       [ $i -gt 20 ] && { cat "$LOGS/fsck2.log"; return 1; }
       sleep 0.2
     done
-    "$DELTAFS" --root "$SB" fsck >"$LOGS/fsck3.log" 2>&1 || { cat "$LOGS/fsck3.log"; return 1; }
+    timeout -k 5 60 "$DELTAFS" --root "$SB" fsck >"$LOGS/fsck3.log" 2>&1 || { cat "$LOGS/fsck3.log"; return 1; }
   else
     say "     (deltafs CLI not built: the library's recovery only)"
   fi
   # Every entity reads back whole through B; no temp is left.
-  "$DISTFS_CHECK" verify "$SB"
+  $CHECK verify "$SB"
 }
 step "writers SIGKILLed on A, fsck --repair and read-back on B" killed_writers
 
@@ -324,9 +329,14 @@ if [ -n "$UNIT_BG" ]; then
 fi
 
 # ---- 4. overhead ------------------------------------------------------------
-"$DISTFS_OVERHEAD" "$A/bench" 5 20 | sed 's/^/distfs: /' || fail "overhead run"
+# On the mount, then on the local disk under the scratch directory for
+# comparison.
 mkdir -p "$SCR/local"
-"$DISTFS_OVERHEAD" "$SCR/local" 5 20 | sed 's/^/distfs: /' || fail "overhead run (local)"
+for d in "$A/bench" "$SCR/local"; do
+  timeout -k 5 150 "$DISTFS_OVERHEAD" "$d" 5 20 >"$LOGS/overhead.log" 2>&1 ||
+    fail "overhead run on $d"
+  sed 's/^/distfs: /' "$LOGS/overhead.log"
+done
 
 if [ $FAILED != 0 ]; then
   say "FAILED (logs: glusterd/mount/cli logs were in $LOGS)"
