@@ -10,7 +10,8 @@
  *   write        dfs_write of a 1 KiB blob (durable, default options)
  *   write floor  the minimum for a crash-safe pair replace without the
  *                protocol: create + write + fsync two files, close them,
- *                rename both over their targets (no directory fsync)
+ *                rename both over their targets (no directory fsync), all
+ *                relative to a directory descriptor as deltafs does
  *   locked read  dfs_lockmgr_acquire(shared) + dfs_read + release
  *   read floor   open+read+close of both files + flock(LOCK_SH)/LOCK_UN
  *                on an already-open lock file
@@ -75,31 +76,23 @@ static dfs_meta meta_for(int64_t version)
 }
 
 /* One file of the floor write: create, write, fsync, close. */
-static void floor_file(const char *dir, const char *tmp, const char *data, size_t len)
+static void floor_file(int dir, const char *tmp, const char *data, size_t len)
 {
-  char t[4096];
-  int fd;
-  snprintf(t, sizeof t, "%s/%s", dir, tmp);
-  fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0 || write(fd, data, len) != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0)
     die("floor write");
 }
 
-static void floor_rename(const char *dir, const char *tmp, const char *final)
+static void floor_rename(int dir, const char *tmp, const char *final)
 {
-  char t[4096], f[4096];
-  snprintf(t, sizeof t, "%s/%s", dir, tmp);
-  snprintf(f, sizeof f, "%s/%s", dir, final);
-  if (rename(t, f) < 0)
+  if (renameat(dir, tmp, dir, final) < 0)
     die("floor rename");
 }
 
-static void slurp(const char *dir, const char *name)
+static void slurp(int dir, const char *name)
 {
-  char p[4096], buf[8192];
-  int fd;
-  snprintf(p, sizeof p, "%s/%s", dir, name);
-  fd = open(p, O_RDONLY | O_CLOEXEC);
+  char buf[8192];
+  int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     die("floor open");
   while (read(fd, buf, sizeof buf) > 0)
@@ -110,7 +103,7 @@ static void slurp(const char *dir, const char *name)
 int main(int argc, char **argv)
 {
   const char *dir;
-  int rounds = 5, ops = 30, lockfd;
+  int rounds = 5, ops = 30, lockfd, fdir;
   char blob[BLOB], meta_json[400], floordir[4096], lockpath[4200];
   double *w, *wf, *r, *rf;
   dfs_storage *st;
@@ -145,7 +138,10 @@ int main(int argc, char **argv)
     die("mkdir floor");
   snprintf(lockpath, sizeof lockpath, "%s/b.lock", floordir);
   lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lockfd < 0)
+  /* Like deltafs, the floor works relative to a directory descriptor: no
+   * path walk (a FUSE lookup per component) per operation. */
+  fdir = open(floordir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lockfd < 0 || fdir < 0)
     die("open floor lock");
 
   /* Interleave the rounds so drift in the machine's load hits both. */
@@ -160,10 +156,10 @@ int main(int argc, char **argv)
 
     t0 = now_us();
     for (int i = 0; i < ops; i++) {
-      floor_file(floordir, "b.tmp", blob, sizeof blob);
-      floor_file(floordir, "m.tmp", meta_json, sizeof meta_json);
-      floor_rename(floordir, "b.tmp", "b");
-      floor_rename(floordir, "m.tmp", "m");
+      floor_file(fdir, "b.tmp", blob, sizeof blob);
+      floor_file(fdir, "m.tmp", meta_json, sizeof meta_json);
+      floor_rename(fdir, "b.tmp", "b");
+      floor_rename(fdir, "m.tmp", "m");
     }
     wf[rd] = (now_us() - t0) / ops;
 
@@ -181,8 +177,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < ops; i++) {
       if (flock(lockfd, LOCK_SH) < 0)
         die("flock");
-      slurp(floordir, "m");
-      slurp(floordir, "b");
+      slurp(fdir, "m");
+      slurp(fdir, "b");
       if (flock(lockfd, LOCK_UN) < 0)
         die("flock");
     }
@@ -196,6 +192,7 @@ int main(int argc, char **argv)
     printf("  locked read  %9.0f us   floor %9.0f us   ratio %.2f\n", mr, mrf, mr / mrf);
   }
   close(lockfd);
+  close(fdir);
   dfs_lockmgr_free(m);
   dfs_delete(st, "bench");
   dfs_storage_close(st);

@@ -314,7 +314,7 @@ killed_writers() {
     say "     (deltafs CLI not built: the library's recovery only)"
   fi
   # Every entity reads back whole through B; no temp is left.
-  $CHECK verify "$SB"
+  $CHECK verify "$SB" kw
 }
 step "writers SIGKILLed on A, fsck --repair and read-back on B" killed_writers
 
