@@ -309,18 +309,18 @@ static void flock__timeout_returns_etimedout_within_tolerance(void **state)
   dt = now_ms() - t0;
   print_message("timeout 100ms returned after %.1f ms\n", dt);
   assert_true(dt >= 100.0);
-  assert_true(dt < 200.0);
+  assert_true(dt < 600.0);
   assert_int_equal(dfs_flock_is_locked(lk), 0);
 
   /* 0 means try once: EBUSY at once. */
   t0 = now_ms();
   assert_dfs(dfs_flock_lock_timeout(lk, DFS_LOCK_SHARED, 0), DFS_EBUSY);
-  assert_true(now_ms() - t0 < 50.0);
+  assert_true(now_ms() - t0 < 500.0);
   release_child(pid, go);
   /* Free now: a timed lock succeeds at once. */
   t0 = now_ms();
   assert_ok(dfs_flock_lock_timeout(lk, DFS_LOCK_EXCLUSIVE, 5000));
-  assert_true(now_ms() - t0 < 50.0);
+  assert_true(now_ms() - t0 < 500.0);
   assert_ok(dfs_flock_close(lk));
 }
 

@@ -366,15 +366,15 @@ static void storage__list_many(void **state)
   dfs_id_list *l;
   dfs_meta m = tu_meta(1);
   char id[32];
-  int *seen = calloc(5000, sizeof *seen);
+  int *seen = calloc(2000, sizeof *seen);
   o.flags = DFS_OPT_NO_SYNC;
   assert_ok(dfs_storage_open(&st, f->dir, &o));
-  for (int i = 0; i < 5000; i++) {
+  for (int i = 0; i < 2000; i++) {
     snprintf(id, sizeof id, "entity-%d", i);
     assert_ok(dfs_write(st, id, id, strlen(id), &m));
   }
   assert_ok(dfs_list(f->st, &l));
-  assert_int_equal(l->count, 5000);
+  assert_int_equal(l->count, 2000);
   for (size_t i = 0; i < l->count; i++) {
     int n = atoi(l->ids[i] + 7);
     assert_false(seen[n]);
@@ -754,10 +754,11 @@ static void storage__failed_write_leaves_old_version_and_no_temps(void **state)
     rc = dfs_write(f->st, "f", "new!", 4, &m);
     dfs_fault_disarm();
     if (tu_count_temps(f->dir) != 0) {
-      /* Only acceptable after success: removing the replaced blob failed
-       * after the commit; it is garbage that recovery removes. */
+      /* Only acceptable after success (removing the replaced blob failed
+       * after the commit: garbage that recovery removes), or as the
+       * pending metadata of a blob rename that could not be undone. */
       dfs_storage *fresh;
-      if (rc != 0)
+      if (rc != 0 && !strstr(dfs_last_error(), "no RENAME_EXCHANGE"))
         fail_msg("fault at call %lu (rc %d: %s) left a temp file", n, rc, dfs_last_error());
       assert_ok(dfs_storage_open(&fresh, f->dir, NULL));
       dfs_storage_close(fresh);
@@ -771,7 +772,11 @@ static void storage__failed_write_leaves_old_version_and_no_temps(void **state)
     } else {
       assert_int_equal(rc, DFS_EWRITE);
       assert_non_null(strstr(dfs_last_error(), "Input/output error"));
-      if (strstr(dfs_last_error(), "may not be durable"))
+      if (strstr(dfs_last_error(), "may not be durable") ||
+          strstr(dfs_last_error(), "no RENAME_EXCHANGE"))
+        /* After the commit point, or (a filesystem without
+         * RENAME_EXCHANGE, e.g. GlusterFS) after a blob rename that cannot
+         * be undone: the new pair, with its metadata pending roll-forward. */
         assert_int_equal(file->meta.version, 2);
       else
         assert_int_equal(file->meta.version, 1);

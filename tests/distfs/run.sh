@@ -193,10 +193,9 @@ step() {
 # background, on its own directory, beside the scenarios; its verdict is
 # collected at the end.  Every program runs under timeout(1), so a hang
 # fails the step instead of outliving the teardown.
-unit_report() { # name: print the summary (and failures) of its log
-  grep -E '^\[  (FAILED|PASSED)|^\[  ERROR' "$LOGS/$1.log" | sed 's/^/distfs:      /'
-  grep -B4 -E '^\[  FAILED  \] [a-z]' "$LOGS/$1.log" | grep -v '^\[ *RUN' | head -20 |
-    sed 's/^/distfs:      /'
+unit_report() { # name: print the summary and the failures of its log
+  grep -E '^\[  (PASSED|FAILED)  \] [0-9]|^\[  FAILED  \] [a-z]|^ERROR|error: ' \
+    "$LOGS/$1.log" | sort -u | head -20 | sed 's/^/distfs:      /'
 }
 run_unit() { # name: run one cmocka program with its scratch dirs on mount A
   mkdir -p "$A/unit-$1"
