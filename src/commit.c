@@ -402,6 +402,17 @@ static int sync_error(dfs_storage *st, struct dfs_tmp *t, const char *how, const
                     t->name);
 }
 
+void dfs__commit_writeback_hint(dfs_storage *st, int fd)
+{
+#ifdef DFS_BROKEN_SKIP_FILE_FSYNC
+  (void)st;
+  (void)fd;
+#else
+  if (!(st->flags & DFS_OPT_NO_SYNC) && dfs__commit_mode(st->tmp_fd) != DFS_SYNC_FSYNC)
+    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+}
+
 int dfs__commit_sync_temps(dfs_storage *st, struct dfs_tmp **ts, int n, const char *op,
                            const char *id)
 {

@@ -41,4 +41,11 @@ int dfs__commit_sync_temps(dfs_storage *st, struct dfs_tmp **ts, int n, const ch
  * 0, or -1 with errno from the fsync that covered this call. */
 int dfs__commit_dir_fsync(int dirfd);
 
+/* Start the write-back of a temp now (sync_file_range WRITE), so the device
+ * works on it while the writer does something else (hashing the blob).  A
+ * pure hint: nothing depends on it, its result is ignored, and so it is not
+ * a fault-injection point.  Does nothing with DFS_OPT_NO_SYNC or in the
+ * fsync-only mode. */
+void dfs__commit_writeback_hint(dfs_storage *st, int fd);
+
 #endif

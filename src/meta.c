@@ -303,6 +303,14 @@ out:
   return rc;
 }
 
+void dfs__meta_set_hash(char *json, size_t len, uint64_t blob_hash)
+{
+  /* ...,"blob_xxh3":"<16 hex>"}  — JSON_PRESERVE_ORDER keeps it last. */
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)blob_hash);
+  memcpy(json + len - 18, hex, 16);
+}
+
 dfs_meta *dfs__meta_dup(const dfs_meta *src)
 {
   dfs_meta tmp = *src, *m;

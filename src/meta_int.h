@@ -16,6 +16,10 @@
 int dfs__meta_to_json(const dfs_meta *m, uint64_t blob_size, uint64_t blob_hash,
                       char **out, size_t *out_len);
 
+/* Replace the blob_xxh3 value in JSON made by dfs__meta_to_json (it is the
+ * last key, 16 hex digits at a fixed place from the end). */
+void dfs__meta_set_hash(char *json, size_t len, uint64_t blob_hash);
+
 /* A deep copy of m in one allocation (free() it); NULL on ENOMEM. */
 dfs_meta *dfs__meta_dup(const dfs_meta *m);
 

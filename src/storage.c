@@ -684,7 +684,9 @@ static int write_entity(dfs_storage *st, const char *id, const void *blob, size_
                       (long long)have, (long long)expected,
                       rc == DFS_ENOTFOUND ? " (entity does not exist)" : "");
   }
-  rc = dfs__meta_to_json(meta, len, dfs__blob_hash(blob, len), &json, &jlen);
+  /* Serialize (and so validate) the metadata before touching any file; the
+   * blob's hash is filled in below, once the blob's write-back is under way. */
+  rc = dfs__meta_to_json(meta, len, 0, &json, &jlen);
   if (rc < 0) {
     dfs__err_prefix("%s %s", op, id);
     return rc;
@@ -699,9 +701,14 @@ static int write_entity(dfs_storage *st, const char *id, const void *blob, size_
   if ((rc = dfs__tmp_create(st, "e.", id, DFS_BLOB_SUFFIX, sfx, 0, &bt, op)) < 0)
     goto fail;
   /* 2-3. contents, durable before any rename (with the fsync of files/ at
-   *    step 6 on filesystems where commit.c relies on it). */
-  if ((rc = dfs__tmp_write(st, &bt, blob, len, op, id)) < 0 ||
-      (rc = dfs__tmp_write(st, &mt, json, jlen, op, id)) < 0 ||
+   *    step 6 on filesystems where commit.c relies on it).  The blob goes
+   *    first and its write-back is started at once, so hashing it (for the
+   *    metadata's integrity key) overlaps the device's work. */
+  if ((rc = dfs__tmp_write(st, &bt, blob, len, op, id)) < 0)
+    goto fail;
+  dfs__commit_writeback_hint(st, bt.fd);
+  dfs__meta_set_hash(json, jlen, dfs__blob_hash(blob, len));
+  if ((rc = dfs__tmp_write(st, &mt, json, jlen, op, id)) < 0 ||
       (rc = dfs__commit_sync_temps(st, both, 2, op, id)) < 0)
     goto fail;
   /* The blob temp's descriptor is done with; its close must succeed (on

@@ -189,6 +189,25 @@ static void meta__to_json_round_trips_all_fields_and_integrity(void **state)
   dfs_free(out);
 }
 
+static void meta__hash_filled_in_after_serializing(void **state)
+{
+  dfs_meta in = tu_meta(5), *out = NULL;
+  char *json;
+  size_t len;
+  uint64_t size = 0, hash = 0;
+  int has = 0;
+  (void)state;
+  assert_ok(dfs__meta_to_json(&in, 77, 0, &json, &len));
+  dfs__meta_set_hash(json, len, 0xfedcba9876543210ULL);
+  assert_ok(dfs_meta_parse(json, len, &out, &size, &hash, &has));
+  assert_int_equal(has, 1);
+  assert_int_equal(size, 77);
+  assert_int_equal(hash, 0xfedcba9876543210ULL);
+  assert_int_equal(out->version, 5);
+  free(json);
+  dfs_free(out);
+}
+
 static void meta__null_strings_are_written_empty(void **state)
 {
   dfs_meta in = {0}, *out = NULL;
@@ -352,6 +371,7 @@ int main(void)
       cmocka_unit_test(meta__corrupt_documents_are_ecorrupt),
       cmocka_unit_test(meta__document_over_one_mib_is_ecorrupt),
       cmocka_unit_test(meta__to_json_round_trips_all_fields_and_integrity),
+      cmocka_unit_test(meta__hash_filled_in_after_serializing),
       cmocka_unit_test(meta__null_strings_are_written_empty),
       cmocka_unit_test(meta__invalid_utf8_is_refused_on_write),
       cmocka_unit_test(timestamp__format_matches_go),
