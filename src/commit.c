@@ -1,6 +1,6 @@
 /*
  * commit.c — making an entity write's syncs cheap without making them
- * weaker (issue 6; measurements in docs/performance.md).
+ * weaker (issue 6; measurements in README.md "Performance").
  *
  * A durable write (storage.c, THE WRITE PROTOCOL) syncs two temp files
  * (step 3) and then, after its two renames, the directory files/ (step 6).

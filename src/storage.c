@@ -73,6 +73,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,10 +723,16 @@ static int write_entity(dfs_storage *st, const char *id, const void *blob, size_
   bt.fd = -1;
 
   /* 4. blob swap. */
-  if (dfs_sys_renameat2(st->tmp_fd, bt.name, st->files_fd, bname, RENAME_EXCHANGE) == 0) {
+  if (!atomic_load_explicit(&st->no_exchange, memory_order_relaxed) &&
+      dfs_sys_renameat2(st->tmp_fd, bt.name, st->files_fd, bname, RENAME_EXCHANGE) == 0) {
     exchanged = 1;
-  } else if (errno == ENOENT || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
-    /* No old blob (new id), or a filesystem without RENAME_EXCHANGE. */
+  } else if (atomic_load_explicit(&st->no_exchange, memory_order_relaxed) || errno == ENOENT ||
+             errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+    /* No old blob (new id), or a filesystem without RENAME_EXCHANGE
+     * (FUSE, GlusterFS, NFS: remembered, so later writes do not pay a
+     * failing round trip for it). */
+    if (errno != ENOENT)
+      atomic_store_explicit(&st->no_exchange, 1, memory_order_relaxed);
     if (rename_into(st, bt.name, bname) < 0) {
       rc = dfs__errno(DFS_EWRITE, errno, "%s %s: rename blob into %s/%s", op, id,
                       st->files_path, bname);

@@ -6,6 +6,7 @@
 #define DFS_STORAGE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -35,6 +36,7 @@ struct dfs_storage {
   unsigned flags;       /* DFS_OPT_*                                       */
   unsigned file_mode;   /* mode for new files                              */
   struct dfs_vcache *vcache; /* dfs_version's stat cache (own mutex)      */
+  atomic_int no_exchange; /* renameat2(RENAME_EXCHANGE) unsupported here */
 
   /* Lock managers of this store, so dfs_delete can tell whether the calling
    * thread already holds the entity exclusively.  mgr_mu guards mgr_head

@@ -5,7 +5,7 @@
 # directory, CLI socket and logs) serves a one-brick volume, mounted TWICE
 # with FUSE: two independent GlusterFS clients, each with its own kernel
 # caches and its own lock owner on the brick — as two hosts would be.
-# Volume options and mount options are the ones docs/distfs.md requires.
+# Volume options and mount options are the ones README.md "Running across hosts" requires.
 #
 # Then, with the store on the volume:
 #   1. the cmocka programs test_storage, test_flock, test_lockmgr (those
@@ -152,7 +152,7 @@ done
 $G volume create "$VOL" "$HOST:$SCR/brick" force >"$LOGS/create.log" 2>&1 ||
   skip "cannot create a volume: $(cat "$LOGS/create.log")"
 # Strict coherence between clients: no client-side write-behind, open-behind
-# or metadata caches (docs/distfs.md).
+# or metadata caches (README.md "Running across hosts").
 for o in performance.open-behind performance.quick-read performance.stat-prefetch \
   performance.flush-behind performance.write-behind; do
   $G volume set "$VOL" "$o" off >/dev/null 2>&1 || skip "volume set $o off failed"
