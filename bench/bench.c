@@ -1459,7 +1459,7 @@ static void usage(FILE *f, const char *prog)
           "usage: %s [--short | --full] [--dir DIR] [--rounds N] [--json] [--strict]\n"
           "\n"
           "Benchmark deltafs against the raw syscall floor measured in the same run\n"
-          "(README.md "Performance").  Takes about a minute; --short under 2 minutes on a\n"
+          "(README.md, section Performance).  Takes about a minute; --short under 2 minutes on a\n"
           "slow disk (fewer rounds, 10k-entity lists) for CI; --full adds the 1M-entity\n"
           "list and growth cases (several minutes, ~10 GB of disk).\n"
           "\n"

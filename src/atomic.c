@@ -32,7 +32,45 @@
 #include <unistd.h>
 
 #include "error_int.h"
+#include "id.h"
 #include "sys.h"
+
+static int is_hex16(const char *s)
+{
+  for (int i = 0; i < DFS_TMP_SFX_LEN; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  return s[DFS_TMP_SFX_LEN] == '\0';
+}
+
+void dfs__tmp_parse_name(const char *name, struct dfs_tmp_name *t)
+{
+  static const struct {
+    const char *prefix, *suffix;
+    enum dfs_tmp_kind kind;
+  } forms[] = {{"e.", DFS_META_SUFFIX, DFS_TK_META},
+               {"e.", DFS_BLOB_SUFFIX, DFS_TK_BLOB},
+               {"t.", DFS_TEMPLATE_SUFFIX, DFS_TK_TEMPLATE}};
+  size_t n = strlen(name), core;
+
+  t->kind = DFS_TK_OTHER;
+  if (n < 2 + 1 + 1 + DFS_TMP_SFX_LEN || name[n - DFS_TMP_SFX_LEN - 1] != '.' ||
+      !is_hex16(name + n - DFS_TMP_SFX_LEN))
+    return;
+  core = n - DFS_TMP_SFX_LEN - 1; /* "<prefix><id><suffix>" */
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    size_t pl = strlen(forms[i].prefix), sl = strlen(forms[i].suffix);
+    if (core <= pl + sl || strncmp(name, forms[i].prefix, pl) != 0 ||
+        memcmp(name + core - sl, forms[i].suffix, sl) != 0 ||
+        !dfs__id_check(name + pl, core - pl - sl))
+      continue;
+    memcpy(t->id, name + pl, core - pl - sl);
+    t->id[core - pl - sl] = '\0';
+    memcpy(t->sfx, name + n - DFS_TMP_SFX_LEN, DFS_TMP_SFX_LEN + 1);
+    t->kind = forms[i].kind;
+    return;
+  }
+}
 
 static int nosync(const dfs_storage *st)
 {

@@ -18,6 +18,18 @@
 #define DFS_TMP_NAME_MAX (2 + DFS_ID_MAX + 16 + 1 + 16 + 1)
 #define DFS_TMP_SFX_LEN 16
 
+/* What a name in .deltafs-tmp is (recover.c and fsck.c read them). */
+enum dfs_tmp_kind { DFS_TK_OTHER, DFS_TK_META, DFS_TK_BLOB, DFS_TK_TEMPLATE };
+
+struct dfs_tmp_name {
+  enum dfs_tmp_kind kind;        /* DFS_TK_OTHER: not a name we create      */
+  char id[DFS_ID_MAX + 1];       /* the entity or schema id                 */
+  char sfx[DFS_TMP_SFX_LEN + 1]; /* the 16 hex digits                       */
+};
+
+/* Split "<prefix><id><suffix>.<16 hex>" into kind, id and suffix. */
+void dfs__tmp_parse_name(const char *name, struct dfs_tmp_name *t);
+
 struct dfs_tmp {
   int fd;                       /* open for writing, -1 when closed       */
   int created;                  /* the name exists in .deltafs-tmp        */

@@ -342,52 +342,6 @@ static void entity_unlock(struct fsck *c, const char *id, int fd, int exclusive)
 
 /* ---- phase 1: .deltafs-tmp/ ------------------------------------------- */
 
-enum tmp_kind { TK_OTHER, TK_META, TK_BLOB, TK_TEMPLATE };
-
-struct tmp_name {
-  enum tmp_kind kind;
-  char id[DFS_ID_MAX + 1];
-  char sfx[DFS_TMP_SFX_LEN + 1];
-};
-
-static int is_hex16(const char *s)
-{
-  for (int i = 0; i < DFS_TMP_SFX_LEN; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-      return 0;
-  return s[DFS_TMP_SFX_LEN] == '\0';
-}
-
-/* Split "<prefix><id><suffix>.<16 hex>" (the names atomic.c creates). */
-static void parse_tmp_name(const char *name, struct tmp_name *t)
-{
-  static const struct {
-    const char *prefix, *suffix;
-    enum tmp_kind kind;
-  } forms[] = {{"e.", DFS_META_SUFFIX, TK_META},
-               {"e.", DFS_BLOB_SUFFIX, TK_BLOB},
-               {"t.", DFS_TEMPLATE_SUFFIX, TK_TEMPLATE}};
-  size_t n = strlen(name), core;
-
-  t->kind = TK_OTHER;
-  if (n < 2 + 1 + 1 + DFS_TMP_SFX_LEN || name[n - DFS_TMP_SFX_LEN - 1] != '.' ||
-      !is_hex16(name + n - DFS_TMP_SFX_LEN))
-    return;
-  core = n - DFS_TMP_SFX_LEN - 1;
-  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
-    size_t pl = strlen(forms[i].prefix), sl = strlen(forms[i].suffix);
-    if (core <= pl + sl || strncmp(name, forms[i].prefix, pl) != 0 ||
-        memcmp(name + core - sl, forms[i].suffix, sl) != 0 ||
-        !dfs__id_check(name + pl, core - pl - sl))
-      continue;
-    memcpy(t->id, name + pl, core - pl - sl);
-    t->id[core - pl - sl] = '\0';
-    memcpy(t->sfx, name + n - DFS_TMP_SFX_LEN, DFS_TMP_SFX_LEN + 1);
-    t->kind = forms[i].kind;
-    return;
-  }
-}
-
 /* Open a temp and try its flock without blocking.  Returns the fd (the
  * writer is gone; we hold the flock), -2 if a live writer holds it, -1 if
  * the temp is gone (ENOENT) or cannot be opened (errno). */
@@ -485,7 +439,7 @@ static int repair_meta_tmp(struct fsck *c, const char *name, const char *id, int
   return rc;
 }
 
-static int tmp_meta(struct fsck *c, const char *name, const struct tmp_name *t)
+static int tmp_meta(struct fsck *c, const char *name, const struct dfs_tmp_name *t)
 {
   int repair = (c->flags & DFS_FSCK_REPAIR) != 0, pending, rc, rolled = 0;
   int fd = probe_tmp(c, name, repair ? LOCK_EX : LOCK_SH);
@@ -547,7 +501,7 @@ static int tmp_meta(struct fsck *c, const char *name, const struct tmp_name *t)
                 rc == 0 ? "removed" : "left", repair_note(rc));
 }
 
-static int tmp_blob(struct fsck *c, const char *name, const struct tmp_name *t)
+static int tmp_blob(struct fsck *c, const char *name, const struct dfs_tmp_name *t)
 {
   char mtmp[DFS_TMP_NAME_MAX];
   int repair = (c->flags & DFS_FSCK_REPAIR) != 0, mfd, lfd, rc;
@@ -593,7 +547,7 @@ static int tmp_blob(struct fsck *c, const char *name, const struct tmp_name *t)
                 repair_note(rc));
 }
 
-static int tmp_template(struct fsck *c, const char *name, const struct tmp_name *t)
+static int tmp_template(struct fsck *c, const char *name, const struct dfs_tmp_name *t)
 {
   int repair = (c->flags & DFS_FSCK_REPAIR) != 0, rc = 0;
   int fd = probe_tmp(c, name, repair ? LOCK_EX : LOCK_SH);
@@ -664,9 +618,9 @@ out:
 static int tmp_cb(struct fsck *c, const char *name, unsigned char type, void *p)
 {
   int pass = *(int *)p;
-  struct tmp_name t;
+  struct dfs_tmp_name t;
 
-  parse_tmp_name(name, &t);
+  dfs__tmp_parse_name(name, &t);
   if (pass == 0)
     c->sum->temps++;
   if (type != DT_REG && type != DT_UNKNOWN) {
@@ -676,14 +630,14 @@ static int tmp_cb(struct fsck *c, const char *name, unsigned char type, void *p)
     return 0;
   }
   if (pass == 0)
-    return t.kind == TK_META ? tmp_meta(c, name, &t) : 0;
+    return t.kind == DFS_TK_META ? tmp_meta(c, name, &t) : 0;
   switch (t.kind) {
-  case TK_BLOB: return tmp_blob(c, name, &t);
-  case TK_TEMPLATE: return tmp_template(c, name, &t);
-  case TK_OTHER:
+  case DFS_TK_BLOB: return tmp_blob(c, name, &t);
+  case DFS_TK_TEMPLATE: return tmp_template(c, name, &t);
+  case DFS_TK_OTHER:
     return report(c, DFS_FSCK_FOREIGN, DFS_FSCK_UNREPAIRABLE, DFS_TMP_DIR, name, NULL,
                   "not a deltafs temp name; left alone");
-  case TK_META: break;
+  case DFS_TK_META: break;
   }
   return 0;
 }

@@ -41,53 +41,6 @@
 #include "storage_int.h"
 #include "sys.h"
 
-enum tmp_kind { TK_OTHER, TK_META, TK_BLOB, TK_TEMPLATE };
-
-struct tmp_name {
-  enum tmp_kind kind;
-  char id[DFS_ID_MAX + 1];
-  char sfx[DFS_TMP_SFX_LEN + 1];
-};
-
-static int is_hex16(const char *s)
-{
-  for (int i = 0; i < DFS_TMP_SFX_LEN; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-      return 0;
-  return s[DFS_TMP_SFX_LEN] == '\0';
-}
-
-/* Split a .deltafs-tmp name into kind, id and suffix. */
-static void parse_tmp_name(const char *name, struct tmp_name *t)
-{
-  size_t n = strlen(name), core;
-  struct {
-    const char *prefix, *suffix;
-    enum tmp_kind kind;
-  } forms[] = {{"e.", DFS_META_SUFFIX, TK_META},
-               {"e.", DFS_BLOB_SUFFIX, TK_BLOB},
-               {"t.", DFS_TEMPLATE_SUFFIX, TK_TEMPLATE}};
-
-  t->kind = TK_OTHER;
-  if (n < 2 + 1 + DFS_TMP_SFX_LEN || name[n - DFS_TMP_SFX_LEN - 1] != '.' ||
-      !is_hex16(name + n - DFS_TMP_SFX_LEN))
-    return;
-  core = n - DFS_TMP_SFX_LEN - 1; /* "<prefix><id><suffix>" */
-  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
-    size_t pl = strlen(forms[i].prefix), sl = strlen(forms[i].suffix);
-    if (core <= pl + sl || strncmp(name, forms[i].prefix, pl) != 0 ||
-        memcmp(name + core - sl, forms[i].suffix, sl) != 0)
-      continue;
-    if (!dfs__id_check(name + pl, core - pl - sl))
-      continue;
-    memcpy(t->id, name + pl, core - pl - sl);
-    t->id[core - pl - sl] = '\0';
-    memcpy(t->sfx, name + n - DFS_TMP_SFX_LEN, DFS_TMP_SFX_LEN + 1);
-    t->kind = forms[i].kind;
-    return;
-  }
-}
-
 /* Read a temp (O_NOFOLLOW), whole. 0 or -1/errno. */
 static int load_tmp(dfs_storage *st, const char *name, char **buf, size_t *len)
 {
@@ -183,15 +136,15 @@ struct pending {
 static int pending_cb(dfs_storage *st, const char *name, void *p)
 {
   struct pending *q = p;
-  struct tmp_name t;
+  struct dfs_tmp_name t;
   char *json;
   size_t len;
   uint64_t size, hash;
   int has;
   dfs_meta *m;
 
-  parse_tmp_name(name, &t);
-  if (t.kind != TK_META || strcmp(t.id, q->id) != 0)
+  dfs__tmp_parse_name(name, &t);
+  if (t.kind != DFS_TK_META || strcmp(t.id, q->id) != 0)
     return 0;
   if (load_tmp(st, name, &json, &len) < 0)
     return 0; /* renamed or removed meanwhile: not ours to report */
@@ -241,7 +194,7 @@ static int claim_tmp(dfs_storage *st, const char *name, int op)
   return fd;
 }
 
-static void recover_meta(dfs_storage *st, const char *name, const struct tmp_name *t)
+static void recover_meta(dfs_storage *st, const char *name, const struct dfs_tmp_name *t)
 {
   char *json = NULL, mname[DFS_NAME_MAX];
   size_t len;
@@ -302,7 +255,7 @@ out:
   free(json);
 }
 
-static void recover_blob(dfs_storage *st, const char *name, const struct tmp_name *t)
+static void recover_blob(dfs_storage *st, const char *name, const struct dfs_tmp_name *t)
 {
   char mtmp[DFS_TMP_NAME_MAX];
   int fd;
@@ -328,13 +281,13 @@ static void recover_template(dfs_storage *st, const char *name)
 static int recover_cb(dfs_storage *st, const char *name, void *p)
 {
   int pass = *(int *)p;
-  struct tmp_name t;
-  parse_tmp_name(name, &t);
-  if (pass == 0 && t.kind == TK_META)
+  struct dfs_tmp_name t;
+  dfs__tmp_parse_name(name, &t);
+  if (pass == 0 && t.kind == DFS_TK_META)
     recover_meta(st, name, &t);
-  else if (pass == 1 && t.kind == TK_BLOB)
+  else if (pass == 1 && t.kind == DFS_TK_BLOB)
     recover_blob(st, name, &t);
-  else if (pass == 1 && t.kind == TK_TEMPLATE)
+  else if (pass == 1 && t.kind == DFS_TK_TEMPLATE)
     recover_template(st, name);
   return 0;
 }
