@@ -959,65 +959,10 @@ static int templates_cb(struct fsck *c, const char *name, unsigned char type, vo
  * descriptors are then -1. */
 static int fsck_open(const char *base_path, unsigned flags, dfs_storage **out)
 {
-  dfs_storage *st = dfs_calloc(1, sizeof *st);
-  const char *sub[3] = {DFS_FILES_DIR, DFS_TEMPLATES_DIR, DFS_TMP_DIR};
-  int rc;
-
-  if (!st)
-    return dfs__err(DFS_ENOMEM, "fsck %s: out of memory", base_path);
-  st->base_fd = st->files_fd = st->templates_fd = st->tmp_fd = -1;
-  st->flags = ((flags & DFS_FSCK_GO_COMPAT) ? DFS_OPT_GO_COMPAT : 0) |
-              ((flags & DFS_FSCK_NO_SYNC) ? DFS_OPT_NO_SYNC : 0);
-  st->file_mode = 0640;
-  pthread_mutex_init(&st->mgr_mu, NULL);
-  if (base_path[0] == '/') {
-    st->base = dfs_strdup(base_path);
-  } else {
-    char cwd[PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd)) {
-      rc = dfs__errno(DFS_EREAD, errno, "fsck %s: getcwd", base_path);
-      goto fail;
-    }
-    if (asprintf(&st->base, "%s/%s", cwd, base_path) < 0)
-      st->base = NULL;
-  }
-  if (!st->base) {
-    rc = dfs__err(DFS_ENOMEM, "fsck %s: out of memory", base_path);
-    goto fail;
-  }
-  for (size_t n = strlen(st->base); n > 1 && st->base[n - 1] == '/'; n--)
-    st->base[n - 1] = '\0';
-  st->base_fd = dfs_sys_openat(AT_FDCWD, st->base, O_RDONLY | O_DIRECTORY, 0);
-  if (st->base_fd < 0) {
-    rc = dfs__errno(errno == ENOENT ? DFS_ENOTFOUND : DFS_EREAD, errno, "fsck: open %s",
-                    st->base);
-    goto fail;
-  }
-  for (int i = 0; i < 3; i++) {
-    int *fdp = i == 0 ? &st->files_fd : i == 1 ? &st->templates_fd : &st->tmp_fd;
-    /* O_NOFOLLOW: as in dfs_storage_open, a symlink planted at a store
-     * directory is refused, never followed. */
-    *fdp = dfs_sys_openat(st->base_fd, sub[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-    if (*fdp < 0 && (errno != ENOENT || i == 0)) {
-      rc = dfs__errno(errno == ENOENT ? DFS_ENOTFOUND : DFS_EREAD, errno,
-                      "fsck: open %s/%s%s", st->base, sub[i],
-                      errno == ENOENT ? " (not a deltafs store)" : "");
-      goto fail;
-    }
-  }
-  if (asprintf(&st->files_path, "%s/" DFS_FILES_DIR, st->base) < 0)
-    st->files_path = NULL;
-  if (asprintf(&st->templates_path, "%s/" DFS_TEMPLATES_DIR, st->base) < 0)
-    st->templates_path = NULL;
-  if (!st->files_path || !st->templates_path || dfs__vcache_new(&st->vcache) < 0) {
-    rc = dfs__err(DFS_ENOMEM, "fsck %s: out of memory", st->base);
-    goto fail;
-  }
-  *out = st;
-  return 0;
-fail:
-  dfs_storage_close(st);
-  return rc;
+  return dfs__storage_open(out, base_path,
+                           ((flags & DFS_FSCK_GO_COMPAT) ? DFS_OPT_GO_COMPAT : 0) |
+                               ((flags & DFS_FSCK_NO_SYNC) ? DFS_OPT_NO_SYNC : 0),
+                           0640, DFS__OPEN_EXISTING | DFS__OPEN_NO_RECOVER, "fsck");
 }
 
 int dfs_fsck(const char *base_path, const dfs_fsck_options *opts, dfs_fsck_summary *summary)

@@ -173,11 +173,86 @@ static char *join(const char *a, const char *b)
   return p;
 }
 
+int dfs__storage_open(dfs_storage **out, const char *base_path, unsigned flags,
+                      unsigned file_mode, unsigned how, const char *op)
+{
+  static const char *const sub[3] = {DFS_FILES_DIR, DFS_TEMPLATES_DIR, DFS_TMP_DIR};
+  dfs_storage *st;
+  int created = 0, rc;
+
+  st = dfs_calloc(1, sizeof *st);
+  if (!st)
+    return dfs__err(DFS_ENOMEM, "%s %s: out of memory", op, base_path);
+  st->base_fd = st->files_fd = st->templates_fd = st->tmp_fd = -1;
+  st->flags = flags;
+  st->file_mode = file_mode;
+  pthread_mutex_init(&st->mgr_mu, NULL);
+
+  if (base_path[0] == '/') {
+    st->base = dfs_strdup(base_path);
+  } else {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+      rc = dfs__errno(DFS_EREAD, errno, "%s %s: getcwd", op, base_path);
+      goto fail;
+    }
+    st->base = join(cwd, base_path);
+  }
+  if (!st->base) {
+    rc = dfs__err(DFS_ENOMEM, "%s %s: out of memory", op, base_path);
+    goto fail;
+  }
+  /* Strip trailing slashes so the paths we report read well. */
+  for (size_t n = strlen(st->base); n > 1 && st->base[n - 1] == '/'; n--)
+    st->base[n - 1] = '\0';
+  if (!(how & DFS__OPEN_EXISTING) && mkdir_p(st->base, &created) < 0) {
+    rc = dfs__errno(DFS_EWRITE, errno, "%s %s: create directory", op, st->base);
+    goto fail;
+  }
+  st->base_fd = dfs_sys_openat(AT_FDCWD, st->base, O_RDONLY | O_DIRECTORY, 0);
+  if (st->base_fd < 0) {
+    rc = dfs__errno(errno == ENOENT ? DFS_ENOTFOUND : DFS_EREAD, errno, "%s %s", op, st->base);
+    goto fail;
+  }
+  for (int i = 0; i < 3; i++) {
+    int *fdp = i == 0 ? &st->files_fd : i == 1 ? &st->templates_fd : &st->tmp_fd;
+    if (!(how & DFS__OPEN_EXISTING)) {
+      if ((rc = open_subdir(st, sub[i], &created, fdp)) < 0)
+        goto fail;
+      continue;
+    }
+    /* An existing store only: create nothing.  templates/ and
+     * .deltafs-tmp/ may be missing (a Go-written store): fd stays -1. */
+    *fdp = dfs_sys_openat(st->base_fd, sub[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+    if (*fdp < 0 && (errno != ENOENT || i == 0)) {
+      rc = dfs__errno(errno == ENOENT ? DFS_ENOTFOUND : DFS_EREAD, errno, "%s: open %s/%s%s", op,
+                      st->base, sub[i], errno == ENOENT ? " (not a deltafs store)" : "");
+      goto fail;
+    }
+  }
+  /* A new layout must survive a crash like anything else we create. */
+  if (created && (rc = dfs__dir_sync(st, st->base_fd, ".", op, st->base)) < 0)
+    goto fail;
+  st->files_path = join(st->base, DFS_FILES_DIR);
+  st->templates_path = join(st->base, DFS_TEMPLATES_DIR);
+  if (!st->files_path || !st->templates_path || dfs__vcache_new(&st->vcache) < 0) {
+    rc = dfs__err(DFS_ENOMEM, "%s %s: out of memory", op, st->base);
+    goto fail;
+  }
+  /* Finish or remove what crashed writers left (recover.c).  Best effort:
+   * a store we cannot tidy is still a store we can read. */
+  if (!(how & DFS__OPEN_NO_RECOVER))
+    (void)dfs__recover_all(st);
+  *out = st;
+  return 0;
+fail:
+  dfs_storage_close(st);
+  return rc;
+}
+
 int dfs_storage_open(dfs_storage **out, const char *base_path, const dfs_options *opts)
 {
   dfs_options o = DFS_OPTIONS_INIT;
-  dfs_storage *st;
-  int created = 0, rc;
 
   DFS_CHECK_ARG(out, "NULL out");
   *out = NULL;
@@ -196,61 +271,7 @@ int dfs_storage_open(dfs_storage **out, const char *base_path, const dfs_options
     if (!o.file_mode)
       o.file_mode = 0640;
   }
-  st = dfs_calloc(1, sizeof *st);
-  if (!st)
-    return dfs__err(DFS_ENOMEM, "open store %s: out of memory", base_path);
-  st->base_fd = st->files_fd = st->templates_fd = st->tmp_fd = -1;
-  st->flags = o.flags;
-  st->file_mode = o.file_mode;
-  pthread_mutex_init(&st->mgr_mu, NULL);
-
-  if (base_path[0] == '/') {
-    st->base = dfs_strdup(base_path);
-  } else {
-    char cwd[PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd)) {
-      rc = dfs__errno(DFS_EREAD, errno, "open store %s: getcwd", base_path);
-      goto fail;
-    }
-    st->base = join(cwd, base_path);
-  }
-  if (!st->base) {
-    rc = dfs__err(DFS_ENOMEM, "open store %s: out of memory", base_path);
-    goto fail;
-  }
-  /* Strip trailing slashes so the paths we report read well. */
-  for (size_t n = strlen(st->base); n > 1 && st->base[n - 1] == '/'; n--)
-    st->base[n - 1] = '\0';
-  if (mkdir_p(st->base, &created) < 0) {
-    rc = dfs__errno(DFS_EWRITE, errno, "open store %s: create directory", st->base);
-    goto fail;
-  }
-  st->base_fd = dfs_sys_openat(AT_FDCWD, st->base, O_RDONLY | O_DIRECTORY, 0);
-  if (st->base_fd < 0) {
-    rc = dfs__errno(DFS_EREAD, errno, "open store %s", st->base);
-    goto fail;
-  }
-  if ((rc = open_subdir(st, DFS_FILES_DIR, &created, &st->files_fd)) < 0 ||
-      (rc = open_subdir(st, DFS_TEMPLATES_DIR, &created, &st->templates_fd)) < 0 ||
-      (rc = open_subdir(st, DFS_TMP_DIR, &created, &st->tmp_fd)) < 0)
-    goto fail;
-  /* A new layout must survive a crash like anything else we create. */
-  if (created && (rc = dfs__dir_sync(st, st->base_fd, ".", "open store", st->base)) < 0)
-    goto fail;
-  st->files_path = join(st->base, DFS_FILES_DIR);
-  st->templates_path = join(st->base, DFS_TEMPLATES_DIR);
-  if (!st->files_path || !st->templates_path || dfs__vcache_new(&st->vcache) < 0) {
-    rc = dfs__err(DFS_ENOMEM, "open store %s: out of memory", st->base);
-    goto fail;
-  }
-  /* Finish or remove what crashed writers left (recover.c).  Best effort:
-   * a store we cannot tidy is still a store we can read. */
-  (void)dfs__recover_all(st);
-  *out = st;
-  return 0;
-fail:
-  dfs_storage_close(st);
-  return rc;
+  return dfs__storage_open(out, base_path, o.flags, o.file_mode, 0, "open store");
 }
 
 void dfs_storage_close(dfs_storage *st)

@@ -45,6 +45,15 @@ struct dfs_storage {
   struct dfs_lockmgr *mgr_head;
 };
 
+/* The body of dfs_storage_open.  how: DFS__OPEN_EXISTING creates nothing
+ * (a missing base or files/ is DFS_ENOTFOUND; templates/ and .deltafs-tmp/
+ * may be missing: fd -1), DFS__OPEN_NO_RECOVER skips recovery (fsck, which
+ * reports what recovery would do).  op names the caller in messages. */
+#define DFS__OPEN_EXISTING 1u
+#define DFS__OPEN_NO_RECOVER 2u
+int dfs__storage_open(dfs_storage **out, const char *base_path, unsigned flags,
+                      unsigned file_mode, unsigned how, const char *op);
+
 /* Build "<id><suffix>" into buf (DFS_NAME_MAX bytes); id already valid. */
 void dfs__entity_name(char *buf, const char *id, const char *suffix);
 
