@@ -238,50 +238,6 @@ static int ids_has(const struct fsck *c, const char *id)
 
 /* ---- small file helpers ----------------------------------------------- */
 
-/* Read dirfd/name whole (never through a symlink). 0, or -1/errno. */
-static int load_at(int dirfd, const char *name, size_t max, char **buf, size_t *len)
-{
-  /* O_NOFOLLOW: a symlink planted in the store is never read through. */
-  int fd = dfs_sys_openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0), r;
-  if (fd < 0)
-    return -1;
-  r = dfs_sys_read_all(fd, max, buf, len);
-  dfs_sys_close_quiet(fd);
-  return r;
-}
-
-/* Size and XXH3 of files/<id>.json.enc.  0, or -1/errno. */
-static int blob_identity(dfs_storage *st, const char *id, uint64_t *size, uint64_t *hash)
-{
-  char bname[DFS_NAME_MAX], *blob;
-  size_t len;
-  dfs__entity_name(bname, id, DFS_BLOB_SUFFIX);
-  if (load_at(st->files_fd, bname, FSCK_BLOB_MAX, &blob, &len) < 0)
-    return -1;
-  *size = len;
-  *hash = dfs__blob_hash(blob, len);
-  free(blob);
-  return 0;
-}
-
-/* 1 if files/<id>.meta.json parses, carries integrity keys and they match
- * (size, hash); 0 otherwise (missing, corrupt, Go-written, mismatch). */
-static int final_meta_matches(dfs_storage *st, const char *id, uint64_t size, uint64_t hash)
-{
-  char mname[DFS_NAME_MAX], *json;
-  size_t len;
-  uint64_t ms = 0, mh = 0;
-  int has = 0, ok;
-  dfs_meta *m = NULL;
-
-  dfs__entity_name(mname, id, DFS_META_SUFFIX);
-  if (load_at(st->files_fd, mname, DFS_META_MAX, &json, &len) < 0)
-    return 0;
-  ok = dfs_meta_parse(json, len, &m, &ms, &mh, &has) == 0 && has && ms == size && mh == hash;
-  free(m);
-  free(json);
-  return ok;
-}
 
 /* 1 if either file of the entity exists (whatever it is), 0 if neither,
  * -1/errno if one cannot be stat'ed. */
@@ -366,11 +322,11 @@ static int probe_tmp(struct fsck *c, const char *name, int op)
 static int rolls_forward(dfs_storage *st, const char *id, uint64_t size, uint64_t hash)
 {
   uint64_t fs, fh;
-  if (blob_identity(st, id, &fs, &fh) < 0)
+  if (dfs__blob_identity(st, id, &fs, &fh) < 0)
     return errno == ENOENT ? 0 : -1;
   if (fs != size || fh != hash)
     return 0;
-  return !final_meta_matches(st, id, fs, fh);
+  return !dfs__meta_matches_blob(st, id, fs, fh);
 }
 
 /* Classify a dead metadata temp's contents: 1 pending, 0 dead, -1 cannot
@@ -655,7 +611,7 @@ static int explained_by_pending(struct fsck *c, const char *id, int blob_known, 
   size_t len;
   if (!ids_has(c, id))
     return 0; /* nothing of this id in .deltafs-tmp/ */
-  if (!blob_known && blob_identity(c->st, id, &size, &hash) < 0)
+  if (!blob_known && dfs__blob_identity(c->st, id, &size, &hash) < 0)
     return 0;
   if (dfs__find_pending_meta(c->st, id, size, hash, &json, &len) < 0)
     return 0;
@@ -677,7 +633,7 @@ static enum verdict check_entity(struct fsck *c, const char *id, char *why, size
   *go_written = 0;
   dfs__entity_name(mname, id, DFS_META_SUFFIX);
   dfs__entity_name(bname, id, DFS_BLOB_SUFFIX);
-  if (load_at(c->st->files_fd, mname, DFS_META_MAX, &json, &mlen) < 0) {
+  if (dfs_sys_load_at(c->st->files_fd, mname, DFS_META_MAX, &json, &mlen, NULL) < 0) {
     e = errno;
     if (e == ENOENT)
       return V_GONE; /* deleted since the directory was read */
@@ -728,7 +684,7 @@ static enum verdict check_entity(struct fsck *c, const char *id, char *why, size
   }
   if ((c->flags & DFS_FSCK_QUICK) && (uint64_t)sb.st_size == want_size)
     return V_OK;
-  if (load_at(c->st->files_fd, bname, FSCK_BLOB_MAX, &blob, &blen) < 0) {
+  if (dfs_sys_load_at(c->st->files_fd, bname, FSCK_BLOB_MAX, &blob, &blen, NULL) < 0) {
     e = errno;
     if (e == ENOENT)
       return V_GONE;

@@ -41,30 +41,18 @@
 #include "storage_int.h"
 #include "sys.h"
 
-/* Read a temp (O_NOFOLLOW), whole. 0 or -1/errno. */
+/* Read a temp whole. 0 or -1/errno. */
 static int load_tmp(dfs_storage *st, const char *name, char **buf, size_t *len)
 {
-  int fd = dfs_sys_openat(st->tmp_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0), r;
-  if (fd < 0)
-    return -1;
-  r = dfs_sys_read_all(fd, DFS_META_MAX, buf, len);
-  dfs_sys_close_quiet(fd);
-  return r;
+  return dfs_sys_load_at(st->tmp_fd, name, DFS_META_MAX, buf, len, NULL);
 }
 
-/* Size and XXH3 of files/<id>.json.enc. 0, or -1/errno. */
-static int final_blob_identity(dfs_storage *st, const char *id, uint64_t *size, uint64_t *hash)
+int dfs__blob_identity(dfs_storage *st, const char *id, uint64_t *size, uint64_t *hash)
 {
   char bname[DFS_NAME_MAX], *blob;
   size_t len;
-  int fd, r;
   dfs__entity_name(bname, id, DFS_BLOB_SUFFIX);
-  fd = dfs_sys_openat(st->files_fd, bname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
-  if (fd < 0)
-    return -1;
-  r = dfs_sys_read_all(fd, (size_t)1 << 40, &blob, &len);
-  dfs_sys_close_quiet(fd);
-  if (r < 0)
+  if (dfs_sys_load_at(st->files_fd, bname, (size_t)1 << 40, &blob, &len, NULL) < 0)
     return -1;
   *size = len;
   *hash = dfs__blob_hash(blob, len);
@@ -74,20 +62,16 @@ static int final_blob_identity(dfs_storage *st, const char *id, uint64_t *size, 
 
 /* 1 if files/<id>.meta.json parses, has integrity keys, and they match
  * (size, hash): the final pair is consistent. */
-static int final_meta_matches(dfs_storage *st, const char *id, uint64_t size, uint64_t hash)
+int dfs__meta_matches_blob(dfs_storage *st, const char *id, uint64_t size, uint64_t hash)
 {
   char mname[DFS_NAME_MAX], *json = NULL;
   size_t len;
   uint64_t ms = 0, mh = 0;
-  int fd, has = 0, ok = 0;
+  int has = 0, ok = 0;
   dfs_meta *m = NULL;
   dfs__entity_name(mname, id, DFS_META_SUFFIX);
-  fd = dfs_sys_openat(st->files_fd, mname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
-  if (fd < 0)
-    return 0;
-  if (dfs_sys_read_all(fd, DFS_META_MAX, &json, &len) == 0)
+  if (dfs_sys_load_at(st->files_fd, mname, DFS_META_MAX, &json, &len, NULL) == 0)
     ok = dfs_meta_parse(json, len, &m, &ms, &mh, &has) == 0 && has && ms == size && mh == hash;
-  dfs_sys_close_quiet(fd);
   free(m);
   free(json);
   return ok;
@@ -219,12 +203,12 @@ static void recover_meta(dfs_storage *st, const char *name, const struct dfs_tmp
   /* Serialize with writers of the entity; never wait for them. */
   if (dfs__lockfile_acquire(st, t->id, LOCK_EX | LOCK_NB, 1, &lockfd) < 0)
     goto out;
-  r = final_blob_identity(st, t->id, &fsize, &fhash);
+  r = dfs__blob_identity(st, t->id, &fsize, &fhash);
   /* Roll forward only when the final pair is NOT already consistent: a
    * later write may have stored the very same blob bytes with a newer
    * version, and renaming this older metadata over it would undo that
    * acknowledged write (then this temp is superseded: removed below). */
-  if (r == 0 && fsize == size && fhash == hash && !final_meta_matches(st, t->id, fsize, fhash)) {
+  if (r == 0 && fsize == size && fhash == hash && !dfs__meta_matches_blob(st, t->id, fsize, fhash)) {
     dfs__entity_name(mname, t->id, DFS_META_SUFFIX);
     if (dfs_sys_renameat(st->tmp_fd, name, st->files_fd, mname) == 0)
       (void)dfs__dir_sync(st, st->files_fd, DFS_FILES_DIR, "recover", t->id);

@@ -365,12 +365,7 @@ static int read_error(const dfs_storage *st, const char *op, const char *id, con
 static int load(dfs_storage *st, const char *name, size_t max, char **buf, size_t *len,
                 struct stat *sb)
 {
-  int fd = open_entity_file(st, name), r;
-  if (fd < 0)
-    return -1;
-  r = dfs_sys_read_all_st(fd, max, buf, len, sb);
-  dfs_sys_close_quiet(fd);
-  return r;
+  return dfs_sys_load_at(st->files_fd, name, max, buf, len, sb);
 }
 
 static int transient(int e)

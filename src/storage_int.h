@@ -80,6 +80,11 @@ int dfs__lockfile_unlink_held(dfs_storage *st, const char *id, int fd);
  * writers left.  Returns 0 or a negative code (the scan is best-effort:
  * live temps are skipped). */
 int dfs__recover_all(dfs_storage *st);
+/* recover.c: size and XXH3 of files/<id>.json.enc. 0, or -1/errno. */
+int dfs__blob_identity(dfs_storage *st, const char *id, uint64_t *size, uint64_t *hash);
+/* recover.c: 1 if files/<id>.meta.json parses, carries integrity keys and
+ * they match (size, hash): the final pair is consistent. */
+int dfs__meta_matches_blob(dfs_storage *st, const char *id, uint64_t size, uint64_t hash);
 /* recover.c: find the committed-but-not-renamed metadata of `id` whose
  * blob integrity matches (size, hash); on success *out_json is malloc'd. */
 int dfs__find_pending_meta(dfs_storage *st, const char *id, uint64_t size, uint64_t hash,

@@ -319,6 +319,17 @@ int dfs_sys_read_all_st(int fd, size_t max, char **out, size_t *out_len, struct 
   return 0;
 }
 
+int dfs_sys_load_at(int dirfd, const char *name, size_t max, char **out, size_t *out_len,
+                    struct stat *st_out)
+{
+  int fd = dfs_sys_openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0), r;
+  if (fd < 0)
+    return -1;
+  r = dfs_sys_read_all_st(fd, max, out, out_len, st_out);
+  dfs_sys_close_quiet(fd);
+  return r;
+}
+
 /* splitmix64 per thread, seeded once from getrandom(2): temp-file names
  * need uniqueness (O_EXCL guarantees it; randomness makes retries rare),
  * not secrecy. */

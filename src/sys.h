@@ -89,6 +89,13 @@ int dfs_sys_read_all(int fd, size_t max, char **out, size_t *out_len);
 /* The same, also giving the fstat of the descriptor that was read. */
 int dfs_sys_read_all_st(int fd, size_t max, char **out, size_t *out_len, struct stat *st_out);
 
+/* Read dirfd/name whole: open O_RDONLY | O_NOFOLLOW | O_NONBLOCK, then
+ * dfs_sys_read_all_st.  O_NOFOLLOW: a symlink planted in the store is never
+ * read through; O_NONBLOCK: a FIFO planted there cannot hang the open (and
+ * read_all refuses anything not regular).  0, or -1 with errno. */
+int dfs_sys_load_at(int dirfd, const char *name, size_t max, char **out, size_t *out_len,
+                    struct stat *st_out);
+
 /* 64 random bits, cheap (per-thread generator seeded from getrandom). */
 uint64_t dfs_random64(void);
 
