@@ -340,22 +340,14 @@ int dfs_lock_path(const dfs_storage *st, const char *id, char *buf, size_t size)
 
 /* ---- read ------------------------------------------------------------- */
 
-/* Open files/<name> for reading, never following a symlink.  Returns the
- * fd, or -1 with errno (ELOOP for a symlink). */
-static int open_entity_file(dfs_storage *st, const char *name)
-{
-  /* O_NOFOLLOW: a symlink planted at a blob or metadata path must not make
-   * us return (or later overwrite) a file outside the store.  O_NONBLOCK:
-   * a FIFO planted there would block open() forever (no effect on regular
-   * files; read_all then refuses anything not regular). */
-  return dfs_sys_openat(st->files_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
-}
-
 static int read_error(const dfs_storage *st, const char *op, const char *id, const char *name,
                       int e)
 {
   if (e == ELOOP)
     return dfs__err(DFS_EREAD, "%s %s: %s/%s is a symbolic link; refusing to follow it", op, id,
+                    st->files_path, name);
+  if (e == EFBIG) /* over DFS_META_MAX (or DFS_BLOB_MAX): not a file we wrote */
+    return dfs__err(DFS_ECORRUPT, "%s %s: %s/%s is larger than deltafs reads", op, id,
                     st->files_path, name);
   return dfs__errno(DFS_EREAD, e, "%s %s: read %s/%s", op, id, st->files_path, name);
 }
@@ -412,9 +404,6 @@ static int read_pair(dfs_storage *st, const char *op, const char *id, dfs_meta *
         rc = read_error(st, op, id, mname, e);
         continue;
       }
-      if (e == EFBIG)
-        return dfs__err(DFS_ECORRUPT, "%s %s: %s/%s is larger than %u bytes", op, id,
-                        st->files_path, mname, DFS_META_MAX);
       if (e != ENOENT)
         return read_error(st, op, id, mname, e);
       meta_missing = 1;
@@ -544,7 +533,7 @@ int dfs_version(dfs_storage *st, const char *id, int64_t *out)
   dfs_meta *m = NULL;
   uint64_t bsize = 0, bhash = 0;
   size_t len = 0;
-  int rc, has = 0, fd;
+  int rc, has = 0;
 
   DFS_CHECK_ARG(st && out, "NULL storage or out");
   if ((rc = dfs_id_validate(id)) < 0)
@@ -560,20 +549,11 @@ int dfs_version(dfs_storage *st, const char *id, int64_t *out)
    * the blob beside it has the size it records.  A different size means a
    * write between its two renames (or a crash there): take the full,
    * resolving read.  The blob's hash is not checked here — dfs_read does. */
-  fd = open_entity_file(st, mname);
-  if (fd < 0) {
+  if (load(st, mname, DFS_META_MAX, &json, &len, &sb) < 0) {
     if (errno == ENOENT)
       goto full;
     return read_error(st, "version", id, mname, errno);
   }
-  if (dfs_sys_fstat(fd, &sb) < 0 || dfs_sys_read_all(fd, DFS_META_MAX, &json, &len) < 0) {
-    rc = errno == EFBIG ? dfs__err(DFS_ECORRUPT, "version %s: %s/%s is larger than %u bytes", id,
-                                   st->files_path, mname, DFS_META_MAX)
-                        : read_error(st, "version", id, mname, errno);
-    dfs_sys_close_quiet(fd);
-    return rc;
-  }
-  dfs_sys_close_quiet(fd);
   rc = dfs_meta_parse(json, len, &m, &bsize, &bhash, &has);
   free(json);
   if (rc < 0) {
@@ -739,15 +719,20 @@ static int write_entity(dfs_storage *st, const char *id, const void *blob, size_
   bt.fd = -1;
 
   /* 4. blob swap. */
-  if (!atomic_load_explicit(&st->no_exchange, memory_order_relaxed) &&
-      dfs_sys_renameat2(st->tmp_fd, bt.name, st->files_fd, bname, RENAME_EXCHANGE) == 0) {
-    exchanged = 1;
-  } else if (atomic_load_explicit(&st->no_exchange, memory_order_relaxed) || errno == ENOENT ||
-             errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+  e = 0; /* why the exchange was not done: 0 = not tried */
+  if (!atomic_load_explicit(&st->no_exchange, memory_order_relaxed)) {
+    if (dfs_sys_renameat2(st->tmp_fd, bt.name, st->files_fd, bname, RENAME_EXCHANGE) == 0)
+      exchanged = 1;
+    else
+      e = errno;
+  }
+  if (exchanged) {
+    /* the old blob is now at bt.name: step 5 can bring it back */
+  } else if (e == 0 || e == ENOENT || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) {
     /* No old blob (new id), or a filesystem without RENAME_EXCHANGE
      * (FUSE, GlusterFS, NFS: remembered, so later writes do not pay a
      * failing round trip for it). */
-    if (errno != ENOENT)
+    if (e != 0 && e != ENOENT)
       atomic_store_explicit(&st->no_exchange, 1, memory_order_relaxed);
     if (rename_into(st, bt.name, bname) < 0) {
       rc = dfs__errno(DFS_EWRITE, errno, "%s %s: rename blob into %s/%s", op, id,
@@ -756,7 +741,7 @@ static int write_entity(dfs_storage *st, const char *id, const void *blob, size_
     }
     bt.created = 0; /* the temp name is gone */
   } else {
-    rc = dfs__errno(DFS_EWRITE, errno, "%s %s: rename blob into %s/%s", op, id, st->files_path,
+    rc = dfs__errno(DFS_EWRITE, e, "%s %s: rename blob into %s/%s", op, id, st->files_path,
                     bname);
     goto fail;
   }

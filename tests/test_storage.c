@@ -805,6 +805,52 @@ static void storage__eintr_everywhere_is_retried(void **state)
   }
 }
 
+/* A filesystem without RENAME_EXCHANGE (FUSE, GlusterFS, NFS), simulated
+ * by failing the exchange with EINVAL: the write falls back to a plain
+ * rename, later writes do not try the exchange again, and a commit that
+ * then fails leaves the new pair pending (read as new, rolled forward by
+ * recovery), never a torn pair. */
+static void storage__without_rename_exchange_falls_back_and_rolls_forward(void **state)
+{
+  struct fx *f = *state;
+  dfs_meta m = tu_meta(1);
+  dfs_storage *fresh;
+  unsigned long renames;
+  assert_ok(dfs_write(f->st, "nx", "one", 3, &m));
+  m.version = 2;
+  dfs_fault_arm(DFS_FAULT_MASK(DFS_SYS_RENAME), 1, DFS_FAULT_FAIL, EINVAL, 0);
+  assert_ok(dfs_write(f->st, "nx", "two", 3, &m));
+  assert_int_equal(dfs_fault_fired(), 1);
+  dfs_fault_disarm();
+  read_expect(f->st, "nx", "two", 3, 2);
+  /* Remembered: two plain renames per write from now on, no exchange. */
+  m.version = 3;
+  dfs_fault_count_start(DFS_FAULT_MASK(DFS_SYS_RENAME));
+  assert_ok(dfs_write(f->st, "nx", "three", 5, &m));
+  renames = dfs_fault_count();
+  dfs_fault_disarm();
+  assert_int_equal(renames, 2);
+  read_expect(f->st, "nx", "three", 5, 3);
+  /* The commit (second rename) fails: the old blob is already replaced, so
+   * the new metadata stays pending; readers get the new pair. */
+  m.version = 4;
+  dfs_fault_arm(DFS_FAULT_MASK(DFS_SYS_RENAME), 2, DFS_FAULT_FAIL, EIO, 1);
+  assert_dfs(dfs_write(f->st, "nx", "four", 4, &m), DFS_EWRITE);
+  dfs_fault_disarm();
+  assert_non_null(strstr(dfs_last_error(), "no RENAME_EXCHANGE"));
+  read_expect(f->st, "nx", "four", 4, 4);
+  assert_int_equal(tu_count_temps(f->dir), 1);
+  assert_ok(dfs_storage_open(&fresh, f->dir, NULL)); /* recovery rolls it forward */
+  assert_int_equal(tu_count_temps(f->dir), 0);
+  read_expect(fresh, "nx", "four", 4, 4);
+  {
+    char *json = tu_read_file(path_in(f, "files", "nx.meta.json"), NULL);
+    assert_non_null(strstr(json, "\"version\":4"));
+    free(json);
+  }
+  dfs_storage_close(fresh);
+}
+
 /* ---- recovery and crashes ---------------------------------------------- */
 
 static void storage__recovery_leaves_live_temps_and_removes_dead_ones(void **state)
@@ -976,6 +1022,7 @@ int main(void)
       T(storage__truncated_blob_is_ecorrupt),
       T(storage__failed_write_leaves_old_version_and_no_temps),
       T(storage__eintr_everywhere_is_retried),
+      T(storage__without_rename_exchange_falls_back_and_rolls_forward),
       T(storage__recovery_leaves_live_temps_and_removes_dead_ones),
       T(storage__crash_at_every_syscall_of_a_write_reads_old_or_new),
       T(storage__crash_creating_a_new_entity),
