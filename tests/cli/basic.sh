@@ -1,25 +1,7 @@
 #!/bin/sh
 # CLI basics: help/version, init, put/get/meta/ls/exists/rm, templates,
 # bad ids, missing files, usage errors, binary round trip, error lines.
-set -eu
-: "${DELTAFS:?set DELTAFS to the deltafs binary}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT INT TERM
-S="$T/store"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# expect CODE CMD...: run, capture stdout/stderr in $T/out $T/err, check code
-expect() {
-  want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; got=$?; set -e
-  [ "$got" -eq "$want" ] || { cat "$T/err" >&2; fail "'$*' exited $got, want $want"; }
-}
-# the failure line: exactly one line, "deltafs: CMD: ..."
-err_line() {
-  [ "$(wc -l <"$T/err")" -eq 1 ] || { cat "$T/err" >&2; fail "stderr is not one line"; }
-  grep -q "^deltafs: $1: " "$T/err" || { cat "$T/err" >&2; fail "stderr lacks 'deltafs: $1: '"; }
-}
-D() { "$DELTAFS" --root "$S" "$@"; }
-
+. "$(dirname "$0")/common.inc"
 # --help / --version
 expect 0 "$DELTAFS" --version
 grep -Eq '^deltafs [0-9]+\.[0-9]+\.[0-9]+' "$T/out" || fail "--version output"

@@ -1,11 +1,6 @@
 #!/bin/sh
 # `deltafs demo` runs on a fresh store, checks itself, and can run again.
-set -eu
-: "${DELTAFS:?set DELTAFS to the deltafs binary}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT INT TERM
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
+. "$(dirname "$0")/common.inc"
 "$DELTAFS" --root "$T/store" demo --workers 3 --increments 20 >"$T/out" 2>"$T/err" ||
   { cat "$T/out" "$T/err"; fail "demo exited non-zero"; }
 grep -q 'count is exactly 60' "$T/out" || fail "no exact count"
@@ -13,7 +8,6 @@ grep -q 'All [0-9]* checks passed' "$T/out" || fail "no success line"
 grep -q 'FAILED' "$T/out" && fail "a check failed"
 [ ! -s "$T/err" ] || { cat "$T/err"; fail "demo wrote to stderr"; }
 # its claims hold when checked from outside, with the CLI
-D() { "$DELTAFS" --root "$T/store" "$@"; }
 [ "$(D get --key "$T/store/demo.key" demo-counter)" = '{"count":60}' ] || fail "counter"
 D meta demo-counter | grep -q '"version": 60,' || fail "counter version"
 D get demo-counter | grep -q count && fail "counter stored in plaintext"

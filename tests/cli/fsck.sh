@@ -3,19 +3,7 @@
 # temp, a stale lock file and a torn pair exits 4; --repair removes the
 # first two, keeps (and still reports) the torn pair without touching its
 # files; --json is one JSON document; a missing store exits 6.
-set -eu
-: "${DELTAFS:?set DELTAFS to the deltafs binary}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT INT TERM
-S="$T/store"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect() {
-  want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; got=$?; set -e
-  [ "$got" -eq "$want" ] || { cat "$T/out" "$T/err" >&2; fail "'$*' exited $got, want $want"; }
-}
-D() { "$DELTAFS" --root "$S" "$@"; }
-
+. "$(dirname "$0")/common.inc"
 expect 0 "$DELTAFS" fsck --help
 printf 'one' | D put good >/dev/null
 printf 'two' | D put torn >/dev/null

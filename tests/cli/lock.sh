@@ -2,10 +2,9 @@
 # CLI locks: `deltafs lock` runs a command under the entity lock, passes
 # on its exit status, and meets other holders (flock(1), another deltafs
 # lock) with exit 3 on busy/timeout; put/get/rm --timeout too.
-set -eu
-: "${DELTAFS:?set DELTAFS to the deltafs binary}"
-T=$(mktemp -d)
+. "$(dirname "$0")/common.inc"
 BG=""
+CLI_CLEANUP=stop_bg
 # kill the background holder and the command it runs (its pid in $T/cmdpid)
 stop_bg() {
   [ -n "$BG" ] && kill -KILL "$BG" 2>/dev/null
@@ -14,20 +13,6 @@ stop_bg() {
   BG=""; rm -f "$T/cmdpid"
   return 0
 }
-cleanup() { stop_bg; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
-S="$T/store"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect() {
-  want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; got=$?; set -e
-  [ "$got" -eq "$want" ] || { cat "$T/err" >&2; fail "'$*' exited $got, want $want"; }
-}
-err_line() {
-  [ "$(wc -l <"$T/err")" -eq 1 ] || { cat "$T/err" >&2; fail "stderr is not one line"; }
-  grep -q "^deltafs: $1: " "$T/err" || { cat "$T/err" >&2; fail "stderr lacks 'deltafs: $1: '"; }
-}
-D() { "$DELTAFS" --root "$S" "$@"; }
 now_ms() { python3 -c 'import time; print(int(time.time()*1000))' 2>/dev/null || echo $(($(date +%s) * 1000)); }
 # wait until file $1 exists (a background holder signals it holds the lock)
 wait_for() { n=0; while [ ! -e "$1" ]; do n=$((n + 1)); [ $n -lt 500 ] || fail "timed out waiting for $1"; sleep 0.02; done; }

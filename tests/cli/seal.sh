@@ -1,22 +1,7 @@
 #!/bin/sh
 # CLI sealing: keygen, put/get --key, wrong key, tampered blob/iv/tag,
 # bad key files, permission warning.
-set -eu
-: "${DELTAFS:?set DELTAFS to the deltafs binary}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT INT TERM
-S="$T/store"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect() {
-  want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; got=$?; set -e
-  [ "$got" -eq "$want" ] || { cat "$T/err" >&2; fail "'$*' exited $got, want $want"; }
-}
-err_line() {
-  [ "$(wc -l <"$T/err")" -eq 1 ] || { cat "$T/err" >&2; fail "stderr is not one line"; }
-  grep -q "^deltafs: $1: " "$T/err" || { cat "$T/err" >&2; fail "stderr lacks 'deltafs: $1: '"; }
-}
-D() { "$DELTAFS" --root "$S" "$@"; }
+. "$(dirname "$0")/common.inc"
 mode_of() { stat -c %a "$1" 2>/dev/null || stat -f %Lp "$1"; }
 
 # keygen: 64 lower-case hex digits + newline; two keys differ

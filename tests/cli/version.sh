@@ -1,18 +1,7 @@
 #!/bin/sh
 # CLI versions: every put bumps the version; --if-version N is a
 # compare-and-swap (exit 5 on conflict, nothing written).
-set -eu
-: "${DELTAFS:?set DELTAFS to the deltafs binary}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT INT TERM
-S="$T/store"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect() {
-  want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; got=$?; set -e
-  [ "$got" -eq "$want" ] || { cat "$T/err" >&2; fail "'$*' exited $got, want $want"; }
-}
-D() { "$DELTAFS" --root "$S" "$@"; }
+. "$(dirname "$0")/common.inc"
 version() { D meta "$1" | sed -n 's/.*"version": \([0-9]*\),.*/\1/p'; }
 printf 'v1' >"$T/v1"; printf 'v2' >"$T/v2"; printf 'v3' >"$T/v3"
 
