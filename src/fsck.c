@@ -531,43 +531,30 @@ static int tmp_template(struct fsck *c, const char *name, const struct dfs_tmp_n
                 rc == 0 ? "removed" : dfs_last_error());
 }
 
-/* Iterate the names of a directory (a fresh descriptor per walk); fn's
+/* Iterate the names of a directory (sys.c's getdents64 iterator); fn's
  * non-zero return stops the walk and is returned. */
+struct walk_ctx {
+  struct fsck *c;
+  int (*fn)(struct fsck *c, const char *name, unsigned char type, void *p);
+  void *p;
+};
+
+static int walk_cb(const char *name, unsigned char type, void *p)
+{
+  struct walk_ctx *w = p;
+  return w->fn(w->c, name, type, w->p);
+}
+
 static int walk_dir(struct fsck *c, int dirfd, const char *what, size_t bufsz,
                     int (*fn)(struct fsck *c, const char *name, unsigned char type, void *p),
                     void *p)
 {
-  char *buf;
-  int fd, rc = 0;
-
-  fd = dfs_sys_openat(dirfd, ".", O_RDONLY | O_DIRECTORY, 0);
-  if (fd < 0)
-    return dfs__errno(DFS_EREAD, errno, "fsck: open %s/%s", c->st->base, what);
-  buf = dfs_malloc(bufsz);
-  if (!buf) {
-    dfs_sys_close_quiet(fd);
-    return dfs__err(DFS_ENOMEM, "fsck: out of memory");
-  }
-  for (;;) {
-    ssize_t n = dfs_sys_getdents64(fd, buf, bufsz);
-    if (n < 0) {
-      rc = dfs__errno(DFS_EREAD, errno, "fsck: read directory %s/%s", c->st->base, what);
-      break;
-    }
-    if (n == 0)
-      break;
-    for (ssize_t off = 0; off < n;) {
-      struct dirent64 *d = (struct dirent64 *)(buf + off);
-      off += d->d_reclen;
-      if (d->d_name[0] == '.' && (!d->d_name[1] || (d->d_name[1] == '.' && !d->d_name[2])))
-        continue;
-      if ((rc = fn(c, d->d_name, d->d_type, p)) != 0)
-        goto out;
-    }
-  }
-out:
-  free(buf);
-  dfs_sys_close_quiet(fd);
+  struct walk_ctx w = {c, fn, p};
+  int failed, rc = dfs_sys_dir_each(dirfd, bufsz, walk_cb, &w, &failed);
+  if (failed)
+    return errno == ENOMEM ? dfs__err(DFS_ENOMEM, "fsck: out of memory")
+                           : dfs__errno(DFS_EREAD, errno, "fsck: read directory %s/%s",
+                                        c->st->base, what);
   return rc;
 }
 

@@ -78,32 +78,26 @@ int dfs__meta_matches_blob(dfs_storage *st, const char *id, uint64_t size, uint6
 }
 
 /* Iterate .deltafs-tmp names. */
+struct scan_ctx {
+  dfs_storage *st;
+  int (*fn)(dfs_storage *st, const char *name, void *p);
+  void *p;
+};
+
+static int scan_cb(const char *name, unsigned char type, void *p)
+{
+  struct scan_ctx *c = p;
+  (void)type;
+  return c->fn(c->st, name, c->p);
+}
+
 static int scan_tmp(dfs_storage *st, int (*fn)(dfs_storage *st, const char *name, void *p),
                     void *p)
 {
-  char buf[32 * 1024];
-  int fd = dfs_sys_openat(st->tmp_fd, ".", O_RDONLY | O_DIRECTORY, 0), rc = 0;
-  if (fd < 0)
-    return dfs__errno(DFS_EREAD, errno, "recover: open %s/" DFS_TMP_DIR, st->base);
-  for (;;) {
-    ssize_t n = dfs_sys_getdents64(fd, buf, sizeof buf);
-    if (n < 0) {
-      rc = dfs__errno(DFS_EREAD, errno, "recover: read %s/" DFS_TMP_DIR, st->base);
-      break;
-    }
-    if (n == 0)
-      break;
-    for (ssize_t off = 0; off < n;) {
-      struct dirent64 *d = (struct dirent64 *)(buf + off);
-      off += d->d_reclen;
-      if (d->d_name[0] == '.' && (!d->d_name[1] || (d->d_name[1] == '.' && !d->d_name[2])))
-        continue;
-      if ((rc = fn(st, d->d_name, p)) != 0)
-        goto out;
-    }
-  }
-out:
-  dfs_sys_close_quiet(fd);
+  struct scan_ctx c = {st, fn, p};
+  int failed, rc = dfs_sys_dir_each(st->tmp_fd, 32 * 1024, scan_cb, &c, &failed);
+  if (failed)
+    return dfs__errno(DFS_EREAD, errno, "recover: read %s/" DFS_TMP_DIR, st->base);
   return rc;
 }
 

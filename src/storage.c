@@ -861,54 +861,38 @@ int dfs_delete(dfs_storage *st, const char *id)
 
 /* ---- list ------------------------------------------------------------- */
 
-/* Walk a directory with getdents64, calling fn(id) for every name that is
- * a valid id followed by `suffix`.  A fresh descriptor per walk keeps
- * concurrent walks independent. */
+/* Walk a directory (sys.c's getdents64 iterator), calling fn(id) for every
+ * name that is a valid id followed by `suffix`. */
+struct walk_ctx {
+  const char *suffix;
+  size_t slen;
+  int (*fn)(const char *id, size_t len, void *payload);
+  void *payload;
+};
+
+static int walk_cb(const char *name, unsigned char type, void *p)
+{
+  struct walk_ctx *w = p;
+  size_t nlen = strlen(name);
+  if (name[0] == '.' || nlen <= w->slen || memcmp(name + nlen - w->slen, w->suffix, w->slen) != 0)
+    return 0;
+  if (type != DT_REG && type != DT_UNKNOWN)
+    return 0;
+  /* "<id>.json.enc.lock" does not end in ".json.enc"; "<x>.meta.json" does
+   * not either.  The id must be valid (foreign files are not entities). */
+  if (!dfs__id_check(name, nlen - w->slen))
+    return 0;
+  return w->fn(name, nlen - w->slen, w->payload);
+}
+
 static int walk(int dirfd, const char *dirpath, const char *suffix,
                 int (*fn)(const char *id, size_t len, void *payload), void *payload)
 {
-  enum { BUFSZ = 256 * 1024 };
-  size_t slen = strlen(suffix);
-  char *buf;
-  int fd, rc = 0;
-
-  fd = dfs_sys_openat(dirfd, ".", O_RDONLY | O_DIRECTORY, 0);
-  if (fd < 0)
-    return dfs__errno(DFS_EREAD, errno, "list: open %s", dirpath);
-  buf = dfs_malloc(BUFSZ);
-  if (!buf) {
-    dfs_sys_close_quiet(fd);
-    return dfs__err(DFS_ENOMEM, "list %s: out of memory", dirpath);
-  }
-  for (;;) {
-    ssize_t n = dfs_sys_getdents64(fd, buf, BUFSZ);
-    if (n < 0) {
-      rc = dfs__errno(DFS_EREAD, errno, "list: read directory %s", dirpath);
-      break;
-    }
-    if (n == 0)
-      break;
-    for (ssize_t off = 0; off < n;) {
-      struct dirent64 *d = (struct dirent64 *)(buf + off);
-      size_t nlen = strlen(d->d_name);
-      off += d->d_reclen;
-      if (d->d_name[0] == '.' || nlen <= slen ||
-          memcmp(d->d_name + nlen - slen, suffix, slen) != 0)
-        continue;
-      if (d->d_type != DT_REG && d->d_type != DT_UNKNOWN)
-        continue;
-      /* "<id>.json.enc.lock" does not end in ".json.enc"; "<x>.meta.json"
-       * does not either.  The id must be valid (foreign files are not
-       * entities). */
-      if (!dfs__id_check(d->d_name, nlen - slen))
-        continue;
-      if ((rc = fn(d->d_name, nlen - slen, payload)) != 0)
-        goto out;
-    }
-  }
-out:
-  free(buf);
-  dfs_sys_close_quiet(fd);
+  struct walk_ctx w = {suffix, strlen(suffix), fn, payload};
+  int failed, rc = dfs_sys_dir_each(dirfd, 256 * 1024, walk_cb, &w, &failed);
+  if (failed)
+    return errno == ENOMEM ? dfs__err(DFS_ENOMEM, "list %s: out of memory", dirpath)
+                           : dfs__errno(DFS_EREAD, errno, "list: read directory %s", dirpath);
   return rc;
 }
 

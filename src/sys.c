@@ -330,6 +330,51 @@ int dfs_sys_load_at(int dirfd, const char *name, size_t max, char **out, size_t 
   return r;
 }
 
+int dfs_sys_dir_each(int dirfd, size_t bufsz,
+                     int (*fn)(const char *name, unsigned char type, void *p), void *p,
+                     int *failed)
+{
+  char *buf;
+  int fd, rc = 0, e = 0;
+
+  *failed = 0;
+  fd = dfs_sys_openat(dirfd, ".", O_RDONLY | O_DIRECTORY, 0);
+  if (fd < 0) {
+    *failed = 1;
+    return 0;
+  }
+  buf = dfs_malloc(bufsz);
+  if (!buf) {
+    e = ENOMEM;
+    goto out;
+  }
+  for (;;) {
+    ssize_t n = dfs_sys_getdents64(fd, buf, bufsz);
+    if (n < 0) {
+      e = errno;
+      break;
+    }
+    if (n == 0)
+      break;
+    for (ssize_t off = 0; off < n;) {
+      struct dirent64 *d = (struct dirent64 *)(buf + off);
+      off += d->d_reclen;
+      if (d->d_name[0] == '.' && (!d->d_name[1] || (d->d_name[1] == '.' && !d->d_name[2])))
+        continue;
+      if ((rc = fn(d->d_name, d->d_type, p)) != 0)
+        goto out;
+    }
+  }
+out:
+  free(buf);
+  dfs_sys_close_quiet(fd);
+  if (e) {
+    *failed = 1;
+    errno = e;
+  }
+  return rc;
+}
+
 /* splitmix64 per thread, seeded once from getrandom(2): temp-file names
  * need uniqueness (O_EXCL guarantees it; randomness makes retries rare),
  * not secrecy. */

@@ -96,6 +96,16 @@ int dfs_sys_read_all_st(int fd, size_t max, char **out, size_t *out_len, struct 
 int dfs_sys_load_at(int dirfd, const char *name, size_t max, char **out, size_t *out_len,
                     struct stat *st_out);
 
+/* Call fn(name, d_type, p) for every entry of directory dirfd except "."
+ * and "..", reading it with getdents64 through a fresh descriptor (so
+ * concurrent walks do not share an offset) and a bufsz-byte buffer.
+ * Returns fn's first non-zero value (which stops the walk) or 0 at the end.
+ * If open, the buffer's allocation or getdents64 fails, *failed is set to
+ * 1, errno says why, and the return value is 0. */
+int dfs_sys_dir_each(int dirfd, size_t bufsz,
+                     int (*fn)(const char *name, unsigned char type, void *p), void *p,
+                     int *failed);
+
 /* 64 random bits, cheap (per-thread generator seeded from getrandom). */
 uint64_t dfs_random64(void);
 
