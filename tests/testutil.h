@@ -44,4 +44,11 @@ char *tu_read_file(const char *path, size_t *len);
   } while (0)
 #define assert_ok(expr) assert_dfs(expr, 0)
 
+/* Upper bound, in ms, for an answer that must come "at once" or "on time"
+ * (a try, a timeout, noticing a release).  Generous on purpose: CI machines
+ * are shared and valgrind slows a run 20-50x.  A broken implementation
+ * still fails it: it waits for a holder that never lets go, or until a
+ * deadline set well beyond this bound. */
+#define TU_PROMPT_MS 3000.0
+
 #endif
