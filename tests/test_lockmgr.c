@@ -744,8 +744,11 @@ static void lockmgr__timed_acquire_gets_a_lock_freed_before_the_deadline(void **
   child_release(c);
   assert_true(worker_wait(&w, 10000));
   assert_ok(w.rc);
+  /* It was still waiting 80ms in (worker_wait above), and got the lock
+   * soon after the release, long before its deadline.  (took_ms starts
+   * when the worker thread gets to run, so it has no useful lower bound.) */
   dt = w.took_ms;
-  assert_true(dt >= 80.0 && dt < 80.0 + TU_PROMPT_MS);
+  assert_true(dt < 80.0 + TU_PROMPT_MS);
   /* In-process too: released by a thread before the deadline. */
   worker_send(&w, OP_RELEASE, "p", DFS_LOCK_SHARED, 0);
   assert_true(worker_wait(&w, 1000));
@@ -812,9 +815,10 @@ static void lockmgr__util_linux_flock_holder_is_respected(void **state)
   assert_true(worker_wait(&w, 5000));
   assert_ok(w.rc);
   waited = w.took_ms;
-  /* flock(1) finished its command before we got in. */
+  print_message("waited %.1f ms for flock(1)\n", waited);
+  /* flock(1) finished its command before we got in (how long we waited
+   * depends on scheduling; that it had finished does not). */
   assert_true(path_exists(done));
-  assert_true(waited > 50.0);
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   /* And now flock(1) is the one kept out. */
