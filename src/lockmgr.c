@@ -76,6 +76,21 @@
  * one fstatat for the re-check against the dev/ino remembered at open,
  * flock(LOCK_UN); no malloc (entries and their holder arrays are reused).
  *
+ * Thread exit
+ * -----------
+ * A hold belongs to a thread, so a thread that exits while holding would
+ * leave a hold nobody can release (and glibc reuses pthread_t values, so a
+ * later thread would "inherit" it).  The first acquire of each thread sets
+ * a pthread key (tx_key; after that, one thread-local load per acquire);
+ * the key's destructor runs when the thread exits and releases the
+ * thread's holds in every manager in the process-wide registry (reg_head,
+ * guarded by reg_mu; dfs_lockmgr_free unregisters first, so a freed
+ * manager is never touched).  Nothing is allocated per thread.  Order:
+ * reg_mu before m->mu; st->mgr_mu is never held while taking reg_mu.
+ * fork() takes reg_mu around the fork (pthread_atfork).  The main thread's
+ * return from main() runs no destructors; process exit closes the
+ * descriptors, which releases the flocks anyway.
+ *
  * Descriptor cache: idle entries keep their descriptor so a hot entity is
  * not reopened each time; at most idle_cap of them (1024, or a quarter of
  * RLIMIT_NOFILE if that is smaller) — beyond that the least recently used
@@ -130,6 +145,7 @@ struct entry {
 struct dfs_lockmgr {
   dfs_storage *st;              /* the store (outlives the manager)        */
   struct dfs_lockmgr *mgr_next; /* st's manager list; st->mgr_mu           */
+  struct dfs_lockmgr *reg_next; /* the process-wide registry; reg_mu       */
   pthread_mutex_t mu;           /* guards all below and the entries        */
   pthread_condattr_t cvattr;    /* CLOCK_MONOTONIC, for timed waits        */
   struct entry **buckets;       /* hash table, nbuckets (power of two)     */
@@ -443,6 +459,51 @@ static int unlock_io(dfs_lockmgr *m, struct entry *e, const char *id)
   return 0;
 }
 
+/* ---- thread exit ------------------------------------------------------ */
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static dfs_lockmgr *reg_head;   /* live managers; reg_mu                    */
+static pthread_once_t tx_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tx_key;
+static int tx_key_err;          /* tx_init's result (tx_once)               */
+static _Thread_local int tx_armed; /* this thread has set tx_key            */
+
+static void release_thread_holds(dfs_lockmgr *m);
+
+static void tx_thread_exit(void *unused)
+{
+  (void)unused;
+  pthread_mutex_lock(&reg_mu); /* keeps dfs_lockmgr_free out */
+  for (dfs_lockmgr *m = reg_head; m; m = m->reg_next)
+    release_thread_holds(m);
+  pthread_mutex_unlock(&reg_mu);
+}
+
+/* fork(): a child must be able to create managers, so reg_mu is never
+ * left locked by a thread that does not exist in the child. */
+static void reg_fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
+static void reg_fork_release(void) { pthread_mutex_unlock(&reg_mu); }
+
+static void tx_init(void)
+{
+  tx_key_err = pthread_key_create(&tx_key, tx_thread_exit);
+  if (tx_key_err == 0)
+    tx_key_err = pthread_atfork(reg_fork_prepare, reg_fork_release, reg_fork_release);
+}
+
+/* Make sure this thread's holds are released if it exits: after the first
+ * time, one thread-local load. */
+static int tx_arm(void)
+{
+  int r;
+  if (tx_armed)
+    return 0;
+  if ((r = pthread_setspecific(tx_key, &tx_armed)) != 0)
+    return dfs__errno(DFS_ENOMEM, r, "lock manager: pthread_setspecific");
+  tx_armed = 1;
+  return 0;
+}
+
 /* ---- public API ------------------------------------------------------- */
 
 int dfs_lockmgr_new(dfs_lockmgr **out, dfs_storage *st)
@@ -453,6 +514,9 @@ int dfs_lockmgr_new(dfs_lockmgr **out, dfs_storage *st)
   DFS_CHECK_ARG(out != NULL, "out is NULL");
   *out = NULL;
   DFS_CHECK_ARG(st != NULL, "storage is NULL");
+  pthread_once(&tx_once, tx_init);
+  if (tx_key_err)
+    return dfs__errno(DFS_ELOCK, tx_key_err, "lock manager: thread-exit key");
   m = dfs_calloc(1, sizeof *m);
   if (!m)
     return dfs__errno(DFS_ENOMEM, ENOMEM, "lock manager of %s", st->files_path);
@@ -472,6 +536,11 @@ int dfs_lockmgr_new(dfs_lockmgr **out, dfs_storage *st)
   pthread_mutex_init(&m->mu, NULL);
   pthread_condattr_init(&m->cvattr);
   pthread_condattr_setclock(&m->cvattr, CLOCK_MONOTONIC);
+
+  pthread_mutex_lock(&reg_mu);
+  m->reg_next = reg_head;
+  reg_head = m;
+  pthread_mutex_unlock(&reg_mu);
 
   pthread_mutex_lock(&st->mgr_mu);
   m->mgr_next = st->mgr_head;
@@ -494,6 +563,8 @@ static int acquire(dfs_lockmgr *m, const char *id, dfs_lock_type type, int timeo
   DFS_CHECK_ARG(m != NULL, "lock manager is NULL");
   DFS_CHECK_ARG(type == DFS_LOCK_SHARED || type == DFS_LOCK_EXCLUSIVE, "unknown lock type");
   if ((r = dfs_id_validate(id)) < 0)
+    return r;
+  if ((r = tx_arm()) < 0)
     return r;
   if (timeout_ms > 0)
     deadline = dfs__lock_deadline_ns(timeout_ms);
@@ -696,6 +767,33 @@ int dfs_lockmgr_release_all(dfs_lockmgr *m)
   return rc;
 }
 
+/* Release every hold of the calling thread (it is exiting).  One entry at
+ * a time through dfs_lockmgr_release, which does the I/O without m->mu. */
+static void release_thread_holds(dfs_lockmgr *m)
+{
+  pthread_t self = pthread_self();
+  char id[DFS_ID_MAX + 1];
+
+  for (;;) {
+    int found = 0;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->nbuckets && !found; i++) {
+      for (struct entry *e = m->buckets[i]; e; e = e->hnext) {
+        if (holds(e, self)) {
+          memcpy(id, e->name, e->idlen);
+          id[e->idlen] = '\0';
+          found = 1;
+          break;
+        }
+      }
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (!found)
+      return;
+    (void)dfs_lockmgr_release(m, id); /* the hold is gone even on EUNLOCK */
+  }
+}
+
 void dfs_lockmgr_free(dfs_lockmgr *m)
 {
   dfs_lockmgr **pp;
@@ -712,6 +810,16 @@ void dfs_lockmgr_free(dfs_lockmgr *m)
     }
   }
   pthread_mutex_unlock(&m->st->mgr_mu);
+  /* ... and from the registry, so no exiting thread looks at us (waits for
+   * one that is releasing its holds here). */
+  pthread_mutex_lock(&reg_mu);
+  for (pp = &reg_head; *pp; pp = &(*pp)->reg_next) {
+    if (*pp == m) {
+      *pp = m->reg_next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&reg_mu);
 
   (void)dfs_lockmgr_release_all(m); /* best effort: closing releases anyway */
   for (size_t i = 0; i < m->nbuckets; i++) {

@@ -136,11 +136,12 @@ static int probe(struct fx *f, const char *id, dfs_lock_type type)
 
 /* ---- a thread that runs one lock call on request ----------------------- */
 
-enum op { OP_ACQUIRE, OP_TRY, OP_TIMEOUT, OP_RELEASE, OP_QUIT };
+enum op { OP_ACQUIRE, OP_TRY, OP_TIMEOUT, OP_RELEASE, OP_DELETE, OP_QUIT };
 
 struct worker {
   pthread_t tid;
   dfs_lockmgr *m;
+  dfs_storage *st;  /* for OP_DELETE                                */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int has_req;      /* a request is pending                        */
@@ -174,6 +175,7 @@ static void *worker_main(void *arg)
     case OP_TRY: rc = dfs_lockmgr_try_acquire(w->m, w->id, w->type); break;
     case OP_TIMEOUT: rc = dfs_lockmgr_acquire_timeout(w->m, w->id, w->type, w->timeout_ms); break;
     case OP_RELEASE: rc = dfs_lockmgr_release(w->m, w->id); break;
+    case OP_DELETE: rc = dfs_delete(w->st, w->id); break;
     case OP_QUIT: break;
     }
     pthread_mutex_lock(&w->mu);
@@ -886,6 +888,107 @@ static void lockmgr__release_all_releases_every_threads_holds(void **state)
   pthread_barrier_destroy(&after);
 }
 
+/* ---- thread exit -------------------------------------------------------- */
+
+struct exiter {
+  dfs_lockmgr *m;
+  const char *ids[3];
+  dfs_lock_type types[3];
+  int rc;
+  pthread_t self;
+};
+
+/* Acquire each id and return without releasing. */
+static void *acquire_and_exit(void *arg)
+{
+  struct exiter *x = arg;
+  x->self = pthread_self();
+  for (int i = 0; i < 3 && x->ids[i]; i++)
+    if ((x->rc = dfs_lockmgr_acquire(x->m, x->ids[i], x->types[i])) != 0)
+      break;
+  return NULL;
+}
+
+static void run_exiter(struct exiter *x)
+{
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, acquire_and_exit, x), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_ok(x->rc);
+}
+
+static void lockmgr__thread_exit_releases_its_holds(void **state)
+{
+  struct fx *f = *state;
+  struct exiter x = {f->m, {"ex", "sh", NULL}, {DFS_LOCK_EXCLUSIVE, DFS_LOCK_SHARED}, 0, 0};
+  struct exiter y = {f->m, {"ex", NULL, NULL}, {DFS_LOCK_EXCLUSIVE}, 0, 0};
+  struct worker w;
+
+  /* A live thread shares "sh" with the one that will exit. */
+  worker_start(&w, f->m);
+  assert_ok(worker_do(&w, OP_ACQUIRE, "sh", DFS_LOCK_SHARED, 0));
+  run_exiter(&x);
+  /* Its exclusive hold is gone, for other processes and for this one ... */
+  assert_ok(try_in_child(f->dir, "ex", DFS_LOCK_EXCLUSIVE));
+  assert_ok(probe(f, "ex", DFS_LOCK_EXCLUSIVE));
+  /* ... while the live thread's shared hold stays. */
+  assert_dfs(try_in_child(f->dir, "sh", DFS_LOCK_EXCLUSIVE), DFS_EBUSY);
+  assert_ok(try_in_child(f->dir, "sh", DFS_LOCK_SHARED));
+  assert_ok(worker_do(&w, OP_RELEASE, "sh", DFS_LOCK_SHARED, 0));
+  assert_ok(try_in_child(f->dir, "sh", DFS_LOCK_EXCLUSIVE));
+  worker_stop(&w);
+  /* A new thread (glibc often hands it the dead thread's pthread_t) holds
+   * nothing: it gets "ex" instead of DFS_EALREADY_LOCKED. */
+  run_exiter(&y);
+  assert_ok(dfs_lockmgr_acquire(f->m, "ex", DFS_LOCK_EXCLUSIVE));
+  assert_ok(dfs_lockmgr_release(f->m, "ex"));
+}
+
+static void lockmgr__thread_exit_releases_holds_in_every_manager(void **state)
+{
+  struct fx *f = *state;
+  dfs_lockmgr *m2;
+  struct worker w;
+  char p[4096];
+
+  assert_ok(dfs_lockmgr_new(&m2, f->st));
+  worker_start(&w, f->m);
+  assert_ok(worker_do(&w, OP_ACQUIRE, "one", DFS_LOCK_EXCLUSIVE, 0));
+  w.m = m2; /* the same thread, now through a second manager */
+  assert_ok(worker_do(&w, OP_ACQUIRE, "two", DFS_LOCK_EXCLUSIVE, 0));
+  /* A delete under the exclusive hold: the lock file goes at the release,
+   * which is the thread's exit here. */
+  put_entity(f, "two");
+  w.st = f->st;
+  assert_ok(worker_do(&w, OP_DELETE, "two", DFS_LOCK_EXCLUSIVE, 0));
+  lock_path(f, "two", p, sizeof p);
+  assert_true(path_exists(p));
+  worker_stop(&w);
+  assert_false(path_exists(p));
+  assert_ok(try_in_child(f->dir, "one", DFS_LOCK_EXCLUSIVE));
+  assert_ok(try_in_child(f->dir, "two", DFS_LOCK_EXCLUSIVE));
+  dfs_lockmgr_free(m2);
+}
+
+static void lockmgr__thread_exit_after_its_manager_is_freed_is_harmless(void **state)
+{
+  struct fx *f = *state;
+  dfs_lockmgr *m2;
+  struct worker w;
+
+  assert_ok(dfs_lockmgr_new(&m2, f->st));
+  worker_start(&w, m2);
+  assert_ok(worker_do(&w, OP_ACQUIRE, "gone", DFS_LOCK_EXCLUSIVE, 0));
+  dfs_lockmgr_free(m2); /* releases the thread's hold and frees m2 */
+  assert_ok(try_in_child(f->dir, "gone", DFS_LOCK_EXCLUSIVE));
+  /* The thread's list still names m2: its exit must not touch it (ASan and
+   * valgrind run this), nor anything of f->m. */
+  assert_ok(dfs_lockmgr_acquire(f->m, "kept", DFS_LOCK_EXCLUSIVE));
+  worker_stop(&w);
+  assert_dfs(try_in_child(f->dir, "kept", DFS_LOCK_EXCLUSIVE), DFS_EBUSY);
+  assert_ok(dfs_lockmgr_release(f->m, "kept"));
+}
+
 static void lockmgr__free_releases_everything(void **state)
 {
   struct fx *f = *state;
@@ -1532,6 +1635,9 @@ int main(void)
       T(lockmgr__holder_killed_with_sigkill_releases),
       T(lockmgr__util_linux_flock_holder_is_respected),
       T(lockmgr__release_all_releases_every_threads_holds),
+      T(lockmgr__thread_exit_releases_its_holds),
+      T(lockmgr__thread_exit_releases_holds_in_every_manager),
+      T(lockmgr__thread_exit_after_its_manager_is_freed_is_harmless),
       T(lockmgr__free_releases_everything),
       T(lockmgr__delete_while_held_exclusive_removes_the_lock_file_at_release),
       T(lockmgr__delete_leaves_a_lock_file_someone_else_holds),

@@ -33,7 +33,9 @@
  * with shared, exclusive with everyone); a thread asking again for an
  * entity it holds gets DFS_EALREADY_LOCKED; dfs_lockmgr_release() releases
  * the calling thread's hold.  A blocked acquire never delays an acquire,
- * try or release of another entity, nor a try of the same one.
+ * try or release of another entity, nor a try of the same one.  A thread
+ * that exits (pthread_exit or return from its start routine) while holding
+ * has its holds released as it exits, in every manager not yet freed.
  * Two managers in one process are independent holders, like two processes.
  *
  * Lock files of deleted entities
@@ -115,7 +117,8 @@ int dfs_flock_close(dfs_flock *lk);
 typedef struct dfs_lockmgr dfs_lockmgr;
 
 /* A manager for the entities of st (st must outlive it).  Returns 0,
- * DFS_EINVAL, DFS_ENOMEM. */
+ * DFS_EINVAL, DFS_ENOMEM, or DFS_ELOCK if the process-wide thread-exit key
+ * cannot be created (the process has used up its pthread keys). */
 int dfs_lockmgr_new(dfs_lockmgr **out, dfs_storage *st);
 
 /* Release every hold of every thread and free; NULL is fine. */
