@@ -5,8 +5,8 @@
  *   plreplay [options] BASE_IMAGE LOG SCRATCH_DIR
  *
  * BASE_IMAGE is the image as it was when recording started (after mkfs),
- * LOG what plfuse recorded while ext4 was mounted on it and plworkload ran
- * (pl_log.h).  The harness design is described at the top of powerloss.sh;
+ * LOG what plfuse recorded while the file system (ext4, or XFS with
+ * --fstype xfs) was mounted on it and plworkload ran (pl_log.h).  The harness design is described at the top of powerloss.sh;
  * this file is the replay half.
  *
  * CRASH STATES
@@ -50,15 +50,17 @@
  *   - templates follow the same rules as entities;
  *   - dfs_fsck (when the library has it) finds nothing but the leftovers
  *     the protocol documents as expected after a crash (see fsck_cb).
- * A state that ext4 cannot mount (journal replay fails) is reported too:
- * it means the harness built a state a real disk cannot produce.
+ * A state that the file system cannot mount (journal/log replay fails) is
+ * reported too: it means the harness built a state a real disk cannot
+ * produce.
  *
  * Each state is written to a scratch image, attached to a loop device,
- * mounted (ext4 replays its journal), checked in a forked child (a crash
- * of the library on a bad state is a finding, not the end of the run),
- * unmounted and detached.  A failed check is confirmed by rebuilding and
- * checking the state once more (run_state).  Optionally `e2fsck -fn`
- * checks the image after.
+ * mounted (ext4 replays its journal, XFS its log), checked in a forked
+ * child (a crash of the library on a bad state is a finding, not the end
+ * of the run), unmounted and detached.  A failed check is confirmed by
+ * rebuilding and checking the state once more (run_state).  Optionally the
+ * file system's own checker (`e2fsck -fn` for ext4, `xfs_repair -n` for
+ * XFS) checks the image after.
  *
  * Options:
  *   --seed N             seed for the random subsets (default 1)
@@ -67,7 +69,11 @@
  *   --expect-violation   the run is a self-check of a deliberately broken
  *                        build: stop at the first violation and exit 0;
  *                        exit 1 if none was found
- *   --e2fsck-every N     run e2fsck -fn on every Nth state (0: never)
+ *   --fstype ext4|xfs    the file system the log was recorded on (default
+ *                        ext4): the type for mount(2) and the checker
+ *   --fsck-every N       run the file system checker (e2fsck -fn, or
+ *                        xfs_repair -n) on every Nth state (0: never);
+ *                        --e2fsck-every N is the same option
  *   --verbose            one line per state (numbered)
  *   --from N             skip (count, but do not build) the states before N
  *   --state N            only write state N (as numbered by --verbose) to
@@ -676,6 +682,8 @@ struct stats {
 };
 
 static int verbose, expect_violation, e2fsck_every;
+static const char *fstype = "ext4"; /* --fstype: for mount(2) and the checker */
+static const char *fsck_name = "e2fsck -fn";
 static unsigned long only_state; /* --state N: build state N only */
 static unsigned long from_state;  /* --from N: skip the states before N */
 static unsigned long max_states = ULONG_MAX;
@@ -683,6 +691,9 @@ static const char *scratch;
 static char state_img[4096], store_path[4096];
 static struct stats S;
 
+/* The file system's own checker, read-only, on the unmounted state image:
+ * e2fsck -fn (ext4) or xfs_repair -n (XFS; -f: the "device" is a file).
+ * Both exit 0 for a clean file system. */
 static int run_e2fsck(void)
 {
   pid_t pid = fork();
@@ -691,7 +702,10 @@ static int run_e2fsck(void)
     int devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 1);
     dup2(devnull, 2);
-    execlp("e2fsck", "e2fsck", "-fn", state_img, (char *)NULL);
+    if (strcmp(fstype, "xfs") == 0)
+      execlp("xfs_repair", "xfs_repair", "-n", "-f", state_img, (char *)NULL);
+    else
+      execlp("e2fsck", "e2fsck", "-fn", state_img, (char *)NULL);
     _exit(127);
   }
   if (pid < 0 || waitpid(pid, &status, 0) < 0)
@@ -737,12 +751,12 @@ static int mount_and_check(size_t R, size_t C, const char *name, char **out)
    * the filesystem must see exactly the state's bytes. */
   if (ioctl(lfd, BLKFLSBUF, 0) < 0)
     die(3, "BLKFLSBUF %s: %s", loop_dev, strerror(errno));
-  if (mount(loop_dev, mnt_dir, "ext4", 0, NULL) < 0) {
+  if (mount(loop_dev, mnt_dir, fstype, 0, NULL) < 0) {
     int e = errno;
     close(lfd);
     mem = open_memstream(out, &memlen);
     if (mem) {
-      fprintf(mem, "UNMOUNTABLE [%s]: mount ext4: %s\n", name, strerror(e));
+      fprintf(mem, "UNMOUNTABLE [%s]: mount %s: %s\n", name, fstype, strerror(e));
       fclose(mem);
     }
     return 2;
@@ -822,11 +836,11 @@ static int run_state(const unsigned char *D, const size_t *idx, size_t n, size_t
       fputs(out2 ? out2 : "", stdout); /* its notes */
     } else {
       fputs(out ? out : "", stdout);
-      /* Is ext4 itself damaged (the image as the second check left it:
-       * journal replayed, recovered, cleanly unmounted)?  Tells whether
-       * the filesystem, rather than deltafs, is to blame. */
-      printf("note [%s]: e2fsck -fn after the check: exit %d (0: ext4 is clean)\n", name,
-             run_e2fsck());
+      /* Is the file system itself damaged (the image as the second check
+       * left it: journal replayed, recovered, cleanly unmounted)?  Tells
+       * whether the filesystem, rather than deltafs, is to blame. */
+      printf("note [%s]: %s after the check: exit %d (0: %s is clean)\n", name, fsck_name,
+             run_e2fsck(), fstype);
     }
   } else {
     fputs(out ? out : "", stdout);
@@ -840,7 +854,7 @@ static int run_state(const unsigned char *D, const size_t *idx, size_t n, size_t
     int e = run_e2fsck();
     if (e != 0) {
       S.e2fsck_dirty++;
-      printf("note [%s]: e2fsck -fn exit %d after recovery and unmount\n", name, e);
+      printf("note [%s]: %s exit %d after recovery and unmount\n", name, fsck_name, e);
     }
   }
   if (verbose)
@@ -872,8 +886,18 @@ int main(int argc, char **argv)
       subsets = strtoul(argv[++argi], NULL, 0);
     else if (strcmp(a, "--max-states") == 0 && argi + 1 < argc)
       max_states = strtoul(argv[++argi], NULL, 0);
-    else if (strcmp(a, "--e2fsck-every") == 0 && argi + 1 < argc)
+    else if ((strcmp(a, "--e2fsck-every") == 0 || strcmp(a, "--fsck-every") == 0) &&
+             argi + 1 < argc)
       e2fsck_every = atoi(argv[++argi]);
+    else if (strcmp(a, "--fstype") == 0 && argi + 1 < argc) {
+      fstype = argv[++argi];
+      if (strcmp(fstype, "ext4") == 0)
+        fsck_name = "e2fsck -fn";
+      else if (strcmp(fstype, "xfs") == 0)
+        fsck_name = "xfs_repair -n";
+      else
+        die(2, "--fstype %s: only ext4 and xfs are supported", fstype);
+    }
     else if (strcmp(a, "--state") == 0 && argi + 1 < argc)
       only_state = strtoul(argv[++argi], NULL, 0);
     else if (strcmp(a, "--from") == 0 && argi + 1 < argc)
@@ -886,8 +910,9 @@ int main(int argc, char **argv)
       die(2, "unknown option %s", a);
   }
   if (argc - argi != 3)
-    die(2, "usage: plreplay [--seed N] [--subsets N] [--max-states N] [--e2fsck-every N] "
-           "[--expect-violation] [--verbose] [--from N] [--state N] BASE_IMAGE LOG SCRATCH_DIR");
+    die(2, "usage: plreplay [--fstype ext4|xfs] [--seed N] [--subsets N] [--max-states N] "
+           "[--fsck-every N] [--expect-violation] [--verbose] [--from N] [--state N] "
+           "BASE_IMAGE LOG SCRATCH_DIR");
   load_log(argv[argi + 1]);
   scratch = argv[argi + 2];
   snprintf(state_img, sizeof state_img, "%s/state.img", scratch);
@@ -1034,9 +1059,11 @@ int main(int argc, char **argv)
          "%lu with violations, %lu unmountable, %lu transient%s\n",
          S.states, S.kind[0], S.kind[1], S.kind[2],
          (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, S.bad_states,
-         S.unmountable, S.transient, e2fsck_every ? "" : " (e2fsck not run)");
+         S.unmountable, S.transient,
+         e2fsck_every ? "" : strcmp(fstype, "xfs") == 0 ? " (xfs_repair not run)"
+                                                        : " (e2fsck not run)");
   if (e2fsck_every)
-    printf("plreplay: e2fsck -fn found %lu states not clean after recovery\n", S.e2fsck_dirty);
+    printf("plreplay: %s found %lu states not clean after recovery\n", fsck_name, S.e2fsck_dirty);
   unlink(state_img);
   if (expect_violation) {
     if (S.bad_states > 0) {

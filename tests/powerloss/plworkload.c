@@ -33,6 +33,12 @@
  *
  * Content and metadata of each (id, version) are deterministic
  * (plcommon.c): the replay recognizes exactly which write a file came from.
+ *
+ * After opening the store it prints one line on stdout,
+ *   plworkload: fs <name> (journal <yes|no|unknown>), temp sync <sfr|fdatasync|fsync>
+ * the file system the library detected under the store and the temp-sync
+ * mode it uses there (src/commit.c, after DELTAFS_SYNC_MODE), so the
+ * harness can show (and check) what a recording actually exercised.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +48,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "commit.h" /* src/: the sync mode the library chose, as bench.c reads it */
 #include "deltafs/deltafs.h"
 #include "plcommon.h"
 
@@ -208,6 +215,27 @@ int main(int argc, char **argv)
   if ((rc = dfs_storage_open(&st, argv[1], NULL)) < 0) {
     fprintf(stderr, "plworkload: %s: %s\n", dfs_strerror(rc), dfs_last_error());
     return 1;
+  }
+  {
+    /* The temps live in .deltafs-tmp/ (the directory the library asks
+     * about); opening it writes nothing to the disk. */
+    char path[4096];
+    int journal = -1, dfd;
+    snprintf(path, sizeof path, "%s/.deltafs-tmp", argv[1]);
+    dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+      perror(path);
+      return 1;
+    }
+    {
+      const char *fs = dfs__commit_fs_name(dfd, &journal);
+      enum dfs_sync_mode m = dfs__commit_mode(dfd);
+      printf("plworkload: fs %s (journal %s), temp sync %s\n", fs,
+             journal < 0 ? "unknown" : journal ? "yes" : "no",
+             m == DFS_SYNC_SFR ? "sfr" : m == DFS_SYNC_FDATASYNC ? "fdatasync" : "fsync");
+      fflush(stdout);
+    }
+    close(dfd);
   }
   for (int t = 0; t < nthreads; t++) {
     w[t] = (struct worker){.st = st, .index = t, .nthreads = nthreads,

@@ -33,6 +33,13 @@
 # would need the recorder's position sampled at the right moment; the
 # in-band marker is exact by construction.)
 #
+# XFS (PL_FS=xfs) takes ext4's place in the same stack: a 64 MiB XFS with
+# 4 KiB blocks, mounted with default options (its log is always on, and
+# the library's auto mode picks sync_file_range + directory fsync there as
+# on journaled ext4); the replay mounts each state as xfs (log recovery
+# runs) and samples `xfs_repair -n` instead of `e2fsck -fn`.  Everything
+# else — recorder, workload, crash states, checks — is the same.
+#
 # After the workload, ext4 is unmounted and the recording stops.  plreplay
 # (plreplay.c; its header explains the crash states and expectations in
 # full) then walks the log: for every flush interval it rebuilds the disk
@@ -59,8 +66,11 @@
 #
 # Usage (ctest runs it; see tests/powerloss/CMakeLists.txt):
 #   bash powerloss.sh --name NAME --workload BIN --replay BIN [--plfuse BIN]
-#                     [--expect-violation]
+#                     [--expect-violation] [--default-configs "M:T ..."]
+# (--default-configs replaces the built-in PL_CONFIGS default below, for a
+# test that needs a shorter run; PL_CONFIGS in the environment still wins.)
 # Environment:
+#   PL_FS=ext4|xfs    the file system recorded and replayed (default ext4)
 #   PL_OPS=N          operations per recording (default 24)
 #   PL_SUBSETS=N      random subsets per flush interval (default 2)
 #   PL_CONFIGS="M:T ..." recordings per round: DELTAFS_SYNC_MODE M for the
@@ -70,14 +80,16 @@
 #   PL_ROUNDS=N       repeat the configurations with seeds +1.. (default 1)
 #   PL_SEED=N         first seed (default 1)
 #   PL_MAX_STATES=N   stop each replay after N states
-#   PL_E2FSCK_EVERY=N e2fsck -fn every Nth state (default 10; 0: never)
+#   PL_E2FSCK_EVERY=N e2fsck -fn (xfs: xfs_repair -n) every Nth state
+#                     (default 10; 0: never)
 #   PL_IMAGE_MB=N     image size (default 64)
 #   PL_LONG=1         a longer run: PL_OPS=48 PL_SUBSETS=8 PL_ROUNDS=3
 #   PL_KEEP=1         keep the scratch directory (logs, images)
-# Exit: 0 pass, 1 fail, 77 skipped (not root, no FUSE, no loop devices).
+# Exit: 0 pass, 1 fail, 77 skipped (not root, no FUSE, no loop devices, no
+# kernel support for PL_FS).
 set -u
 
-name=powerloss workload= replay= plfuse= expect=
+name=powerloss workload= replay= plfuse= expect= default_configs=
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name=$2; shift 2 ;;
@@ -85,6 +97,7 @@ while [ $# -gt 0 ]; do
     --replay) replay=$2; shift 2 ;;
     --plfuse) plfuse=$2; shift 2 ;;
     --expect-violation) expect=--expect-violation; shift ;;
+    --default-configs) default_configs=$2; shift 2 ;;
     *) echo "$name: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -98,9 +111,16 @@ if [ "${PL_LONG:-0}" = 1 ]; then
   : "${PL_OPS:=48}" "${PL_SUBSETS:=8}" "${PL_ROUNDS:=3}"
 fi
 ops=${PL_OPS:-24} subsets=${PL_SUBSETS:-2} rounds=${PL_ROUNDS:-1} seed=${PL_SEED:-1}
-if [ -n "$expect" ]; then configs=${PL_CONFIGS:-"auto:1 auto:2 fdatasync:1"}
+if [ -n "$default_configs" ]; then configs=${PL_CONFIGS:-$default_configs}
+elif [ -n "$expect" ]; then configs=${PL_CONFIGS:-"auto:1 auto:2 fdatasync:1"}
 else configs=${PL_CONFIGS:-"auto:1 auto:2 fdatasync:1 fsync:1"}; fi
 image_mb=${PL_IMAGE_MB:-64}
+fs=${PL_FS:-ext4}
+case "$fs" in
+  ext4) fs_desc="journaled ext4" fsck_cmd="e2fsck -fn" ;;
+  xfs) fs_desc="XFS" fsck_cmd="xfs_repair -n" ;;
+  *) echo "$name: PL_FS=$fs: only ext4 and xfs are supported" >&2; exit 2 ;;
+esac
 
 # ---- prerequisites --------------------------------------------------------
 [ "$(id -u)" = 0 ] || skip "needs root (loop devices, mounts, FUSE)"
@@ -108,11 +128,15 @@ image_mb=${PL_IMAGE_MB:-64}
 [ -c /dev/fuse ] || skip "no /dev/fuse (FUSE unavailable in this environment)"
 [ -e /dev/loop-control ] || modprobe loop 2>/dev/null || true
 [ -c /dev/loop-control ] || skip "no /dev/loop-control (loop devices unavailable)"
-grep -qw ext4 /proc/filesystems || modprobe ext4 2>/dev/null || true
-grep -qw ext4 /proc/filesystems || skip "the kernel has no ext4"
+grep -qw "$fs" /proc/filesystems || modprobe "$fs" 2>/dev/null || true
+grep -qw "$fs" /proc/filesystems || skip "the kernel has no $fs"
 
 need_pkgs=
-command -v mkfs.ext4 >/dev/null 2>&1 || need_pkgs="$need_pkgs e2fsprogs"
+if [ "$fs" = xfs ]; then
+  { command -v mkfs.xfs && command -v xfs_repair; } >/dev/null 2>&1 || need_pkgs="$need_pkgs xfsprogs"
+else
+  command -v mkfs.ext4 >/dev/null 2>&1 || need_pkgs="$need_pkgs e2fsprogs"
+fi
 command -v fusermount3 >/dev/null 2>&1 || need_pkgs="$need_pkgs fuse3"
 command -v losetup >/dev/null 2>&1 || need_pkgs="$need_pkgs mount"
 if [ -z "$plfuse" ] || [ ! -x "$plfuse" ]; then
@@ -127,11 +151,11 @@ if [ -n "$need_pkgs" ]; then
 fi
 
 scratch=$(mktemp -d /var/tmp/dfs-powerloss.XXXXXX) || { echo "$name: mktemp failed" >&2; exit 1; }
-fusemnt=$scratch/fuse extmnt=$scratch/ext4
+fusemnt=$scratch/fuse extmnt=$scratch/$fs
 mkdir -p "$fusemnt" "$extmnt"
 loopdev= fusepid= workpid= replaypid= failed=0
 
-# Every exit path: unmount ext4, detach the loop device, unmount FUSE, stop
+# Every exit path: unmount ext4 (or xfs), detach the loop device, unmount FUSE, stop
 # the recorder (only the one we started, by pid), remove the scratch files.
 cleanup() {
   set +e
@@ -150,7 +174,7 @@ cleanup() {
   fi
   if [ "${PL_KEEP:-0}" = 1 ] || [ "$failed" = 1 ]; then
     # On a failure the log and base image are what reproduces it:
-    #   plreplay --verbose [--seed S --subsets N] base.img log.bin DIR, then --state K
+    #   plreplay --fstype FS --verbose [--seed S --subsets N] base.img log.bin DIR, then --state K
     rm -f "$scratch/live.img" "$scratch/replay/state.img"
     say "kept $scratch (log.bin, base.img, replay.out)"
   else
@@ -168,16 +192,29 @@ if [ -z "$plfuse" ] || [ ! -x "$plfuse" ]; then
 fi
 
 # ---- record ---------------------------------------------------------------
-# One recording: fresh image, recorder, loop device, ext4, workload.
+# One recording: fresh image, recorder, loop device, ext4/xfs, workload.
 record() { # $1 = seed, $2 = DELTAFS_SYNC_MODE, $3 = threads
-  rm -f "$scratch/base.img" "$scratch/live.img" "$scratch/log.bin"
+  rm -f "$scratch/base.img" "$scratch/live.img" "$scratch/log.bin" "$scratch/workload.out"
   truncate -s "${image_mb}M" "$scratch/base.img" || return 1
-  # Default journaled ext4 (data=ordered at mount).  4 KiB blocks as on a
-  # real disk (mke2fs would pick 1 KiB for so small an image); inode tables
-  # and journal initialized now, so no lazy-init thread writes during the
-  # recording.
-  mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0,lazy_journal_init=0,nodiscard \
-    "$scratch/base.img" || return 1
+  if [ "$fs" = xfs ]; then
+    # Default XFS (the log is always on), 4 KiB blocks, no discard (-K).
+    # mkfs.xfs (xfsprogs >= 5.19) refuses file systems under 300 MB.  Its
+    # escape hatch for fstests, which formats tiny file systems on
+    # purpose: when TEST_DIR, TEST_DEV and QA_CHECK_FS are all set (to
+    # anything), validate_supported() in mkfs/xfs_mkfs.c skips its
+    # "supported configuration" checks, the 300 MB floor among them.  The
+    # values are never used.  A 64 MiB XFS (a small log, few AGs) keeps
+    # each of the thousands of state images cheap to build.
+    TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q -f -K -b size=4096 \
+      "$scratch/base.img" || return 1
+  else
+    # Default journaled ext4 (data=ordered at mount).  4 KiB blocks as on a
+    # real disk (mke2fs would pick 1 KiB for so small an image); inode tables
+    # and journal initialized now, so no lazy-init thread writes during the
+    # recording.
+    mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0,lazy_journal_init=0,nodiscard \
+      "$scratch/base.img" || return 1
+  fi
   cp "$scratch/base.img" "$scratch/live.img" || return 1
 
   "$plfuse" "$scratch/live.img" "$scratch/log.bin" "$fusemnt" 2>"$scratch/plfuse.err" &
@@ -194,12 +231,24 @@ record() { # $1 = seed, $2 = DELTAFS_SYNC_MODE, $3 = threads
   [ -n "$loopdev" ] || { echo "$name: cannot attach a loop device" >&2; return 1; }
   [ "$(losetup -n -O DIO "$loopdev" | tr -d ' ')" = 1 ] ||
     say "note: the loop device did not enable direct I/O (writes still reach the recorder: direct_io FUSE file)"
-  mount -t ext4 "$loopdev" "$extmnt" || { echo "$name: cannot mount ext4 on $loopdev" >&2; return 1; }
+  mount -t "$fs" "$loopdev" "$extmnt" || { echo "$name: cannot mount $fs on $loopdev" >&2; return 1; }
 
-  DELTAFS_SYNC_MODE=$2 "$workload" "$extmnt/store" "$fusemnt/ctl" "$1" "$ops" "$3" &
+  DELTAFS_SYNC_MODE=$2 "$workload" "$extmnt/store" "$fusemnt/ctl" "$1" "$ops" "$3" \
+    > "$scratch/workload.out" &
   workpid=$!
-  wait "$workpid" || { workpid=; echo "$name: the workload failed" >&2; return 1; }
+  wait "$workpid" || { workpid=; cat "$scratch/workload.out"; echo "$name: the workload failed" >&2; return 1; }
   workpid=
+  # What the library detected and chose ("fs xfs (journal yes), temp sync
+  # sfr").  The workload's own file system must be the one under test; on
+  # XFS, auto must pick sync_file_range, or the "auto" recordings would
+  # not exercise what they are meant to.
+  cat "$scratch/workload.out"
+  grep -q "^plworkload: fs $fs " "$scratch/workload.out" ||
+    { echo "$name: the library did not detect $fs under the store" >&2; return 1; }
+  if [ "$fs" = xfs ] && [ "$2" = auto ] && ! grep -q "temp sync sfr\$" "$scratch/workload.out"; then
+    echo "$name: on XFS the library's auto mode did not pick sync_file_range (commit.c)" >&2
+    return 1
+  fi
 
   umount "$extmnt" || return 1
   losetup -d "$loopdev"; loopdev=
@@ -210,7 +259,7 @@ record() { # $1 = seed, $2 = DELTAFS_SYNC_MODE, $3 = threads
 
 # ---- replay ---------------------------------------------------------------
 # Each configuration is MODE:THREADS — DELTAFS_SYNC_MODE for the workload
-# (auto: what the library picks for journaled ext4; fdatasync and fsync:
+# (auto: what the library picks for journaled ext4 or XFS; fdatasync and fsync:
 # the modes it uses elsewhere, forced) and the workload's thread count (2:
 # operations on different entities overlap and share directory fsyncs).
 status=0 caught=0 tried=0
@@ -219,13 +268,14 @@ for r in $(seq 0 $((rounds - 1))); do
     mode=${cfg%%:*} threads=${cfg##*:}
     s=$((seed + r))
     tried=$((tried + 1))
-    say "recording $ops operations (seed $s, DELTAFS_SYNC_MODE=$mode, $threads thread(s)) on a ${image_mb} MiB journaled ext4"
+    say "recording $ops operations (seed $s, DELTAFS_SYNC_MODE=$mode, $threads thread(s)) on a ${image_mb} MiB $fs_desc"
     record "$s" "$mode" "$threads" || exit 1
     mkdir -p "$scratch/replay"
-    set -- --seed "$s" --subsets "$subsets"
+    set -- --fstype "$fs" --seed "$s" --subsets "$subsets"
     [ -n "${PL_MAX_STATES:-}" ] && set -- "$@" --max-states "$PL_MAX_STATES"
-    # e2fsck -fn on a sample of the states after recovery and unmount: a
-    # sanity check of the harness (ext4 itself must come back clean).
+    # e2fsck -fn (xfs_repair -n) on a sample of the states after recovery
+    # and unmount: a sanity check of the harness (the file system itself
+    # must come back clean).
     [ -z "$expect" ] && set -- "$@" --e2fsck-every "${PL_E2FSCK_EVERY:-10}"
     [ -n "$expect" ] && set -- "$@" "$expect"
     # In the background so a signal to this script runs the cleanup at
@@ -240,7 +290,7 @@ for r in $(seq 0 $((rounds - 1))); do
     n=$(grep -cE '^(VIOLATION|UNMOUNTABLE)' "$scratch/replay.out")
     [ "$n" -gt 40 ] && say "... $((n - 40)) more violation lines"
     notes=$(grep -c '^note' "$scratch/replay.out")
-    [ "$notes" -gt 0 ] && say "$notes notes (expected crash leftovers reported by fsck, e2fsck findings):" &&
+    [ "$notes" -gt 0 ] && say "$notes notes (expected crash leftovers reported by fsck, $fsck_cmd findings):" &&
       grep '^note' "$scratch/replay.out" | sed 's/ \[.*\]//' | sort | uniq -c | head -n 10
     grep -E '^plreplay:' "$scratch/replay.out"
     if [ $rc -gt 1 ]; then
@@ -264,11 +314,11 @@ for r in $(seq 0 $((rounds - 1))); do
 done
 if [ -n "$expect" ]; then
   if [ $status = 0 ]; then
-    say "PASS: the deliberately broken build was caught in all $caught configurations"
+    say "PASS: the deliberately broken build was caught on $fs in all $caught configurations"
   else
     echo "$name: FAIL: the broken build was caught in only $caught of $tried configurations: the replay is not strong enough" >&2
   fi
   exit $status
 fi
-if [ $status = 0 ]; then say "PASS: $tried recordings, no violation"; else echo "$name: FAIL: deltafs violated its crash guarantees (above)" >&2; fi
+if [ $status = 0 ]; then say "PASS: $tried recordings on $fs, no violation"; else echo "$name: FAIL: deltafs violated its crash guarantees (above)" >&2; fi
 exit $status
