@@ -78,6 +78,31 @@
  *   --from N             skip (count, but do not build) the states before N
  *   --state N            only write state N (as numbered by --verbose) to
  *                        SCRATCH_DIR/state.img and exit, for inspection
+ *
+ * POWER LOSS DURING RECOVERY (test powerloss_recovery; powerloss.sh
+ * --recovery-replay drives these three modes):
+ *   --scan-tmp           do not check: build and mount every state and
+ *                        print "tmpscan N meta M other K rollfwd F": the
+ *                        temps .deltafs-tmp/ holds BEFORE recovery (M
+ *                        metadata temps, K others), and how many metadata
+ *                        temps recovery then rolls forward (it is run on
+ *                        the scratch image, unchecked), to pick the
+ *                        states recovery has work in
+ *   --recover-only STORE (no positional arguments) dfs_storage_open +
+ *                        dfs_storage_close on a mounted STORE: the process
+ *                        whose disk writes the harness records through
+ *                        plfuse as a second, "recovery" log
+ *   --base-state N --nested-log LOG2
+ *                        replay LOG2 (recorded while recovery ran on
+ *                        state N of LOG, from state N's image) exactly as
+ *                        LOG is replayed above — every flush interval, its
+ *                        prefixes, --subsets random subsets — on top of
+ *                        state N's image, and check every nested state
+ *                        against state N's own expectations (R and C of
+ *                        state N): a power cut in the middle of recovery
+ *                        must leave a store that a second recovery turns
+ *                        into one that state N itself allows.  Exit 3 if
+ *                        LOG2 has no flush (the recording proves nothing).
  * Exit: 0 no violation (or, with --expect-violation, one found), 1
  * violations (or none found with --expect-violation), 2 usage, 3 harness
  * error (cannot read the log, loop device, mount point).
@@ -690,6 +715,11 @@ static unsigned long max_states = ULONG_MAX;
 static const char *scratch;
 static char state_img[4096], store_path[4096];
 static struct stats S;
+static int scan_tmp;                /* --scan-tmp */
+static unsigned long capture_state; /* --base-state N */
+static unsigned char *cap_img;      /* state N's image, once captured */
+static size_t cap_R, cap_C;         /* ... and its expectations */
+static char cap_name[768];
 
 /* The file system's own checker, read-only, on the unmounted state image:
  * e2fsck -fn (ext4) or xfs_repair -n (XFS; -f: the "device" is a file).
@@ -799,6 +829,139 @@ static int mount_and_check(size_t R, size_t C, const char *name, char **out)
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
+/* The temps in STORE/.deltafs-tmp/: metadata temps (e.<id>.meta.json.S)
+ * and the others.  -1 if the directory cannot be read. */
+static int count_tmp(const char *store, unsigned long *meta, unsigned long *other)
+{
+  char tmpdir[4096];
+  DIR *d;
+  struct dirent *de;
+  *meta = *other = 0;
+  if ((size_t)snprintf(tmpdir, sizeof tmpdir, "%s/.deltafs-tmp", store) >= sizeof tmpdir)
+    return -1;
+  d = opendir(tmpdir);
+  if (!d)
+    return -1;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    if (strncmp(de->d_name, "e.", 2) == 0 && strstr(de->d_name, ".meta.json."))
+      (*meta)++;
+    else
+      (*other)++;
+  }
+  closedir(d);
+  return 0;
+}
+
+/* Read a small file whole (malloc'd; NULL if it cannot be read). */
+static char *slurp(const char *path, size_t *len)
+{
+  FILE *f = fopen(path, "rbe");
+  char *buf = NULL;
+  if (!f)
+    return NULL;
+  buf = malloc(65536);
+  if (buf)
+    *len = fread(buf, 1, 65536, f);
+  fclose(f);
+  return buf;
+}
+
+/* The metadata temps of STORE/.deltafs-tmp/ (id and content), for telling
+ * afterwards which ones recovery rolled forward. */
+struct mtemp {
+  char id[64];
+  char *data;
+  size_t len;
+};
+
+static size_t snapshot_meta_temps(const char *store, struct mtemp *t, size_t max)
+{
+  char path[4096];
+  DIR *d;
+  struct dirent *de;
+  size_t n = 0;
+  snprintf(path, sizeof path, "%s/.deltafs-tmp", store);
+  d = opendir(path);
+  if (!d)
+    return 0;
+  while ((de = readdir(d)) != NULL && n < max) {
+    const char *end = strstr(de->d_name, ".meta.json.");
+    if (strncmp(de->d_name, "e.", 2) != 0 || !end || end - de->d_name - 2 >= 64)
+      continue;
+    memset(t[n].id, 0, sizeof t[n].id);
+    memcpy(t[n].id, de->d_name + 2, (size_t)(end - de->d_name - 2));
+    snprintf(path, sizeof path, "%s/.deltafs-tmp/%s", store, de->d_name);
+    t[n].data = slurp(path, &t[n].len);
+    if (t[n].data)
+      n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* How many of the snapshot temps are now files/<id>.meta.json, byte for
+ * byte: rolled forward.  Frees the snapshot. */
+static unsigned long count_rolled(const char *store, struct mtemp *t, size_t n)
+{
+  unsigned long rolled = 0;
+  for (size_t i = 0; i < n; i++) {
+    char path[4096], *cur;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/files/%s.meta.json", store, t[i].id);
+    cur = slurp(path, &len);
+    rolled += cur && len == t[i].len && memcmp(cur, t[i].data, len) == 0;
+    free(cur);
+    free(t[i].data);
+  }
+  return rolled;
+}
+
+/* --scan-tmp: mount state_img and report what .deltafs-tmp/ holds before
+ * any recovery, then run recovery (in a child, on this scratch image) to
+ * tell how many pending metadata temps it rolls forward. */
+static void mount_and_scan(const char *name)
+{
+  int lfd = loop_attach(state_img), status;
+  unsigned long meta = 0, other = 0, rolled = 0;
+  struct mtemp t[16];
+  size_t nt;
+  pid_t pid;
+  if (ioctl(lfd, BLKFLSBUF, 0) < 0)
+    die(3, "BLKFLSBUF %s: %s", loop_dev, strerror(errno));
+  if (mount(loop_dev, mnt_dir, fstype, 0, NULL) < 0) {
+    printf("tmpscan %lu unmountable [%s]: %s\n", S.states, name, strerror(errno));
+    close(lfd);
+    return;
+  }
+  mounted = 1;
+  close(lfd);
+  if (count_tmp(store_path, &meta, &other) < 0)
+    meta = other = 0; /* no store yet */
+  nt = snapshot_meta_temps(store_path, t, sizeof t / sizeof t[0]);
+  if (nt > 0) {
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0)
+      die(3, "fork: %s", strerror(errno));
+    if (pid == 0) {
+      dfs_storage *st = NULL;
+      alarm(120);
+      if (dfs_storage_open(&st, store_path, NULL) < 0)
+        _exit(1);
+      dfs_storage_close(st);
+      _exit(0);
+    }
+    if (waitpid(pid, &status, 0) < 0)
+      die(3, "waitpid: %s", strerror(errno));
+  }
+  rolled = count_rolled(store_path, t, nt);
+  printf("tmpscan %lu meta %lu other %lu rollfwd %lu [%s]\n", S.states, meta, other, rolled,
+         name);
+  unmount_state();
+}
+
 /* Build the state, mount, check.  A failed check is confirmed by building
  * the same state again from the log and checking it once more: a state's
  * verdict depends only on its bytes (recovery is deterministic), so a
@@ -813,9 +976,29 @@ static int run_state(const unsigned char *D, const size_t *idx, size_t n, size_t
 
   S.states++;
   S.kind[kind]++;
+  if (capture_state) {
+    /* --base-state N, first pass: keep state N's image and expectations
+     * in memory; the nested replay starts from them. */
+    if (S.states == capture_state) {
+      cap_img = malloc(img_size);
+      if (!cap_img)
+        die(3, "out of memory");
+      memcpy(cap_img, D, img_size);
+      for (size_t i = 0; i < n; i++)
+        apply(cap_img, &recs[idx[i]]);
+      cap_R = R;
+      cap_C = C;
+      snprintf(cap_name, sizeof cap_name, "%s", name);
+    }
+    return 0;
+  }
   if ((only_state && S.states != only_state) || S.states < from_state)
     return 0;
   build_state(D, idx, n);
+  if (scan_tmp) {
+    mount_and_scan(name);
+    return 0;
+  }
   if (only_state) {
     /* --state N: leave the image for a person to mount and inspect. */
     printf("plreplay: state %lu [%s] written to %s (not mounted, not checked)\n", only_state,
@@ -867,16 +1050,128 @@ static int run_state(const unsigned char *D, const size_t *idx, size_t n, size_t
 
 static int done_enough(void)
 {
-  return S.states >= max_states || (expect_violation && (S.bad_states > 0));
+  return S.states >= max_states || (expect_violation && (S.bad_states > 0)) || cap_img;
+}
+
+/* Every crash state of the loaded log (CRASH STATES at the top), built on
+ * D (which ends as the image with the whole log applied).  With fixed_exp
+ * (the nested replay) every state is checked against the expectations
+ * (R0, C0) of the base state instead of its own. */
+static void replay_log(unsigned char *D, unsigned long seed, unsigned long subsets,
+                       int fixed_exp, size_t R0, size_t C0, const char *prefix)
+{
+  size_t *flushes = NULL, nflush = 0, *w, *pick;
+
+  for (size_t i = 0; i < nrecs; i++)
+    if (recs[i].type == PL_FLUSH) {
+      flushes = xrealloc(flushes, (nflush + 1) * sizeof *flushes);
+      flushes[nflush++] = i;
+    }
+  w = xrealloc(NULL, (nrecs + 1) * sizeof *w);
+  pick = xrealloc(NULL, (nrecs + 1) * sizeof *pick);
+  /* Interval k runs from flush k-1 (exclusive; k = 0: the log's start)
+   * to flush k (exclusive; k = nflush: the log's end). */
+  for (size_t k = 0; k <= nflush && !done_enough(); k++) {
+    size_t lo = k == 0 ? 0 : flushes[k - 1] + 1;
+    size_t R = k < nflush ? flushes[k] : nrecs;
+    size_t n = 0, Cbase = k == 0 ? 0 : flushes[k - 1];
+    uint64_t rng = seed * UINT64_C(0x9e3779b97f4a7c15) + k;
+    char name[768];
+
+    for (size_t i = lo; i < R; i++)
+      if (recs[i].type == PL_WRITE || recs[i].type == PL_ZERO)
+        w[n++] = i;
+    /* (a) and (b): prefixes of length 0..n. */
+    for (size_t j = 0; j <= n && !done_enough(); j++) {
+      snprintf(name, sizeof name, "%sinterval %zu (records %zu..%zu), first %zu of %zu writes",
+               prefix, k, lo, R, j, n);
+      run_state(D, w, j, fixed_exp ? R0 : R, fixed_exp ? C0 : j ? w[j - 1] : Cbase,
+                j == 0 ? 0 : 1, name);
+    }
+    /* (c): subsets that are not prefixes.  There are 2^n - n - 1 of them;
+     * when that is at most --subsets, all of them (exhaustive), else
+     * --subsets drawn at random (each write kept with probability 1/2). */
+    if (n >= 2) {
+      uint64_t count = n < 20 ? (UINT64_C(1) << n) - n - 1 : UINT64_MAX;
+      int exhaustive = count <= subsets;
+      uint64_t bits = 0;
+      for (unsigned long s = 0, tried = 0; s < subsets && !done_enough() && tried < 64 * subsets;
+           tried++) {
+        size_t m = 0, last = Cbase;
+        int prefix_only = 1, seen_out = 0;
+        if (exhaustive && ++bits >= (UINT64_C(1) << n))
+          break;
+        for (size_t i = 0; i < n; i++) {
+          int in = exhaustive ? (int)((bits >> i) & 1) : (int)(pl_rand(&rng) & 1);
+          if (in) {
+            pick[m++] = w[i];
+            last = w[i];
+            if (seen_out)
+              prefix_only = 0;
+          } else {
+            seen_out = 1;
+          }
+        }
+        if (prefix_only)
+          continue; /* covered by (a)/(b) */
+        {
+          int len = snprintf(name, sizeof name,
+                             "%sinterval %zu (records %zu..%zu), subset %lu (%zu of %zu writes: "
+                             "records",
+                             prefix, k, lo, R, s, m, n);
+          for (size_t i = 0; i < m && len > 0 && (size_t)len < sizeof name - 16; i++)
+            len += snprintf(name + len, sizeof name - (size_t)len, " %zu", pick[i]);
+          if (len > 0 && (size_t)len < sizeof name - 2)
+            snprintf(name + len, sizeof name - (size_t)len, ")");
+        }
+        run_state(D, pick, m, fixed_exp ? R0 : R, fixed_exp ? C0 : last, 2, name);
+        s++;
+      }
+    }
+    /* Advance D past this interval's writes and flush. */
+    for (size_t i = lo; i < R; i++)
+      apply(D, &recs[i]);
+  }
+  free(flushes);
+  free(w);
+  free(pick);
+}
+
+/* --recover-only STORE: the process the harness records as the recovery
+ * log. */
+static int recover_only(const char *store)
+{
+  dfs_storage *st = NULL;
+  unsigned long m0, o0, m1, o1;
+  struct mtemp t[16];
+  size_t nt;
+  int rc;
+  if (count_tmp(store, &m0, &o0) < 0)
+    die(3, "%s/.deltafs-tmp: %s", store, strerror(errno));
+  nt = snapshot_meta_temps(store, t, sizeof t / sizeof t[0]);
+  rc = dfs_storage_open(&st, store, NULL);
+  if (rc < 0) {
+    printf("plreplay: recover-only: dfs_storage_open: %s (%s)\n", dfs_strerror(rc),
+           dfs_last_error());
+    return 1;
+  }
+  dfs_storage_close(st);
+  if (count_tmp(store, &m1, &o1) < 0)
+    die(3, "%s/.deltafs-tmp: %s", store, strerror(errno));
+  printf("plreplay: recover-only: .deltafs-tmp/ held %lu metadata and %lu other temps before "
+         "recovery, %lu and %lu after; %lu rolled forward\n",
+         m0, o0, m1, o1, count_rolled(store, t, nt));
+  return 0;
 }
 
 int main(int argc, char **argv)
 {
   unsigned long seed = 1, subsets = 3;
   unsigned char *D;
-  size_t *flushes = NULL, nflush = 0, *w = NULL, *pick = NULL;
+  size_t *flushes = NULL, nflush = 0;
   int argi = 1;
   struct timespec t0, t1;
+  const char *nested_log = NULL;
 
   for (; argi < argc && strncmp(argv[argi], "--", 2) == 0; argi++) {
     const char *a = argv[argi];
@@ -906,13 +1201,22 @@ int main(int argc, char **argv)
       expect_violation = 1;
     else if (strcmp(a, "--verbose") == 0)
       verbose = 1;
+    else if (strcmp(a, "--scan-tmp") == 0)
+      scan_tmp = 1;
+    else if (strcmp(a, "--base-state") == 0 && argi + 1 < argc)
+      capture_state = strtoul(argv[++argi], NULL, 0);
+    else if (strcmp(a, "--nested-log") == 0 && argi + 1 < argc)
+      nested_log = argv[++argi];
+    else if (strcmp(a, "--recover-only") == 0 && argi + 1 < argc)
+      return recover_only(argv[++argi]);
     else
       die(2, "unknown option %s", a);
   }
-  if (argc - argi != 3)
+  if (argc - argi != 3 || !capture_state != !nested_log)
     die(2, "usage: plreplay [--fstype ext4|xfs] [--seed N] [--subsets N] [--max-states N] "
            "[--fsck-every N] [--expect-violation] [--verbose] [--from N] [--state N] "
-           "BASE_IMAGE LOG SCRATCH_DIR");
+           "[--scan-tmp] [--base-state N --nested-log LOG2] BASE_IMAGE LOG SCRATCH_DIR\n"
+           "       plreplay --recover-only STORE");
   load_log(argv[argi + 1]);
   scratch = argv[argi + 2];
   snprintf(state_img, sizeof state_img, "%s/state.img", scratch);
@@ -988,71 +1292,41 @@ int main(int argc, char **argv)
             cb, ca);
     }
   }
-  w = xrealloc(NULL, (nrecs + 1) * sizeof *w);
-  pick = xrealloc(NULL, (nrecs + 1) * sizeof *pick);
   clock_gettime(CLOCK_MONOTONIC, &t0);
-
-  /* Interval k runs from flush k-1 (exclusive; k = 0: the log's start)
-   * to flush k (exclusive; k = nflush: the log's end). */
-  for (size_t k = 0; k <= nflush && !done_enough(); k++) {
-    size_t lo = k == 0 ? 0 : flushes[k - 1] + 1;
-    size_t R = k < nflush ? flushes[k] : nrecs;
-    size_t n = 0, Cbase = k == 0 ? 0 : flushes[k - 1];
-    uint64_t rng = seed * UINT64_C(0x9e3779b97f4a7c15) + k;
-    char name[512];
-
-    for (size_t i = lo; i < R; i++)
-      if (recs[i].type == PL_WRITE || recs[i].type == PL_ZERO)
-        w[n++] = i;
-    /* (a) and (b): prefixes of length 0..n. */
-    for (size_t j = 0; j <= n && !done_enough(); j++) {
-      snprintf(name, sizeof name, "interval %zu (records %zu..%zu), first %zu of %zu writes", k,
-               lo, R, j, n);
-      run_state(D, w, j, R, j ? w[j - 1] : Cbase, j == 0 ? 0 : 1, name);
+  replay_log(D, seed, subsets, 0, 0, 0, "");
+  if (capture_state) {
+    /* The nested replay: LOG2 on top of state N's image, every state
+     * checked against state N's expectations. */
+    size_t nf = 0, nw = 0;
+    uint64_t size0 = img_size;
+    char prefix[64];
+    if (!cap_img)
+      die(3, "--base-state %lu: the log has only %lu states", capture_state, S.states);
+    recs = NULL; /* the first log's records are done with (ops keep their indices) */
+    nrecs = 0;
+    load_log(nested_log);
+    if (img_size != size0)
+      die(3, "%s: recorded on a %llu-byte image, not this log's", nested_log,
+          (unsigned long long)img_size);
+    for (size_t i = 0; i < nrecs; i++) {
+      nf += recs[i].type == PL_FLUSH;
+      nw += recs[i].type == PL_WRITE || recs[i].type == PL_ZERO;
     }
-    /* (c): subsets that are not prefixes.  There are 2^n - n - 1 of them;
-     * when that is at most --subsets, all of them (exhaustive), else
-     * --subsets drawn at random (each write kept with probability 1/2). */
-    if (n >= 2) {
-      uint64_t count = n < 20 ? (UINT64_C(1) << n) - n - 1 : UINT64_MAX;
-      int exhaustive = count <= subsets;
-      uint64_t bits = 0;
-      for (unsigned long s = 0, tried = 0; s < subsets && !done_enough() && tried < 64 * subsets;
-           tried++) {
-        size_t m = 0, last = Cbase;
-        int prefix = 1, seen_out = 0;
-        if (exhaustive && ++bits >= (UINT64_C(1) << n))
-          break;
-        for (size_t i = 0; i < n; i++) {
-          int in = exhaustive ? (int)((bits >> i) & 1) : (int)(pl_rand(&rng) & 1);
-          if (in) {
-            pick[m++] = w[i];
-            last = w[i];
-            if (seen_out)
-              prefix = 0;
-          } else {
-            seen_out = 1;
-          }
-        }
-        if (prefix)
-          continue; /* covered by (a)/(b) */
-        {
-          int len = snprintf(name, sizeof name,
-                             "interval %zu (records %zu..%zu), subset %lu (%zu of %zu writes: "
-                             "records",
-                             k, lo, R, s, m, n);
-          for (size_t i = 0; i < m && len > 0 && (size_t)len < sizeof name - 16; i++)
-            len += snprintf(name + len, sizeof name - (size_t)len, " %zu", pick[i]);
-          if (len > 0 && (size_t)len < sizeof name - 2)
-            snprintf(name + len, sizeof name - (size_t)len, ")");
-        }
-        run_state(D, pick, m, R, last, 2, name);
-        s++;
-      }
-    }
-    /* Advance D past this interval's writes and flush. */
-    for (size_t i = lo; i < R; i++)
-      apply(D, &recs[i]);
+    printf("plreplay: base state %lu [%s]: acknowledged before record %zu, in flight before "
+           "record %zu\n",
+           capture_state, cap_name, cap_R, cap_C);
+    printf("plreplay: recovery log %s: %zu records: %zu writes, %zu flushes\n", nested_log,
+           nrecs, nw, nf);
+    if (nf == 0)
+      die(3, "the recovery log has no flush: a power cut during recovery cannot be replayed "
+             "from it (the recording proves nothing)");
+    snprintf(prefix, sizeof prefix, "base state %lu, recovery log ", capture_state);
+    memset(&S, 0, sizeof S);
+    free(D);
+    D = cap_img;
+    cap_img = NULL; /* done_enough() */
+    capture_state = 0;
+    replay_log(D, seed, subsets, 1, cap_R, cap_C, prefix);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   printf("plreplay: %lu crash states (%lu all-lost, %lu prefixes, %lu subsets) in %.1f s: "

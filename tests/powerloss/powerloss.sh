@@ -58,6 +58,25 @@
 # after them).  Those runs must find a violation (--expect-violation): a
 # replay that cannot catch a missing fsync proves nothing.
 #
+# POWER LOSS DURING RECOVERY (--recovery-replay; ctest powerloss_recovery).
+# The replay above cuts power while the workload runs, never while
+# recovery (dfs_storage_open) rolls pending writes forward, unlinks temps
+# and fsyncs directories.  In this mode, after each recording, plreplay
+# --scan-tmp mounts every crash state (without opening the store) and
+# lists .deltafs-tmp/ (then runs recovery on that scratch copy to see
+# which metadata temps it rolls forward); of the states where recovery has
+# work, a seeded sample of PL_REC_STATES per recording is taken: states
+# with a roll-forward first (at most half), then states with any pending
+# metadata temp, then the rest.  For each: the state's image is
+# served through plfuse as a second recording's base, loop-mounted (the
+# file system's own journal/log replay is recorded too) and `plreplay
+# --recover-only` runs recovery on it, then unmounts: the recovery log.
+# plreplay --base-state N --nested-log then replays every flush interval,
+# prefix and --subsets random subsets of that log on top of state N's image
+# and checks each nested state with a second recovery against state N's own
+# expectations.  The run fails if no state had recovery work, if a recovery
+# log has no flush, or if no nested state was checked (a vacuous pass).
+#
 # Before replaying, the harness checks that flushes reached the recorder:
 # the workload first fsyncs a file of its own between two calibration
 # markers, and plreplay refuses a log without a flush between them (a
@@ -67,6 +86,9 @@
 # Usage (ctest runs it; see tests/powerloss/CMakeLists.txt):
 #   bash powerloss.sh --name NAME --workload BIN --replay BIN [--plfuse BIN]
 #                     [--expect-violation] [--default-configs "M:T ..."]
+#                     [--recovery-replay [--recover BIN]]
+# (--recover: the program run as `BIN --recover-only STORE` to record
+# recovery; default: the --replay binary.)
 # (--default-configs replaces the built-in PL_CONFIGS default below, for a
 # test that needs a shorter run; PL_CONFIGS in the environment still wins.)
 # Environment:
@@ -85,11 +107,13 @@
 #   PL_IMAGE_MB=N     image size (default 64)
 #   PL_LONG=1         a longer run: PL_OPS=48 PL_SUBSETS=8 PL_ROUNDS=3
 #   PL_KEEP=1         keep the scratch directory (logs, images)
+#   PL_REC_STATES=N   --recovery-replay: crash states sampled per recording
+#                     (default 4)
 # Exit: 0 pass, 1 fail, 77 skipped (not root, no FUSE, no loop devices, no
 # kernel support for PL_FS).
 set -u
 
-name=powerloss workload= replay= plfuse= expect= default_configs=
+name=powerloss workload= replay= plfuse= expect= default_configs= recmode= recover=
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name=$2; shift 2 ;;
@@ -98,11 +122,15 @@ while [ $# -gt 0 ]; do
     --plfuse) plfuse=$2; shift 2 ;;
     --expect-violation) expect=--expect-violation; shift ;;
     --default-configs) default_configs=$2; shift 2 ;;
+    --recovery-replay) recmode=1; shift ;;
+    --recover) recover=$2; shift 2 ;;
     *) echo "$name: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$workload" ] && [ -n "$replay" ] || { echo "$name: --workload and --replay are required" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
+[ -n "$recover" ] || recover=$replay
+[ -n "$recmode" ] && [ -n "$expect" ] && { echo "$name: --recovery-replay and --expect-violation do not mix" >&2; exit 2; }
 
 skip() { echo "$name: SKIP: $*"; exit 77; }
 say() { echo "$name: $*"; }
@@ -115,6 +143,7 @@ if [ -n "$default_configs" ]; then configs=${PL_CONFIGS:-$default_configs}
 elif [ -n "$expect" ]; then configs=${PL_CONFIGS:-"auto:1 auto:2 fdatasync:1"}
 else configs=${PL_CONFIGS:-"auto:1 auto:2 fdatasync:1 fsync:1"}; fi
 image_mb=${PL_IMAGE_MB:-64}
+rec_per=${PL_REC_STATES:-4}
 fs=${PL_FS:-ext4}
 case "$fs" in
   ext4) fs_desc="journaled ext4" fsck_cmd="e2fsck -fn" ;;
@@ -175,7 +204,7 @@ cleanup() {
   if [ "${PL_KEEP:-0}" = 1 ] || [ "$failed" = 1 ]; then
     # On a failure the log and base image are what reproduces it:
     #   plreplay --fstype FS --verbose [--seed S --subsets N] base.img log.bin DIR, then --state K
-    rm -f "$scratch/live.img" "$scratch/replay/state.img"
+    rm -f "$scratch/live.img" "$scratch/replay/state.img" "$scratch/rlive.img"
     say "kept $scratch (log.bin, base.img, replay.out)"
   else
     rm -rf "$scratch"
@@ -257,6 +286,92 @@ record() { # $1 = seed, $2 = DELTAFS_SYNC_MODE, $3 = threads
   fusepid=
 }
 
+# ---- power loss during recovery (--recovery-replay) ------------------------
+# Record recovery on crash state $1 of the current recording: serve the
+# state's image through plfuse, mount it, run recovery, unmount.  Leaves
+# $scratch/rlog.bin.
+record_recovery() { # $1 = state number, $2 = seed (numbers the states)
+  rm -f "$scratch/rlive.img" "$scratch/rlog.bin"
+  "$replay" --fstype "$fs" --seed "$2" --subsets "$subsets" --state "$1" \
+    "$scratch/base.img" "$scratch/log.bin" "$scratch/replay" > /dev/null || return 1
+  mv "$scratch/replay/state.img" "$scratch/rlive.img" || return 1
+  "$plfuse" "$scratch/rlive.img" "$scratch/rlog.bin" "$fusemnt" 2>"$scratch/plfuse.err" &
+  fusepid=$!
+  for _ in $(seq 100); do [ -e "$fusemnt/disk.img" ] && break; sleep 0.1; done
+  [ -e "$fusemnt/disk.img" ] || { echo "$name: the FUSE recorder did not start:" >&2; cat "$scratch/plfuse.err" >&2; return 1; }
+  for _ in 1 2 3 4 5; do
+    loopdev=$(losetup -f --show --direct-io=on "$fusemnt/disk.img" 2>/dev/null) && break
+    loopdev=; sleep 0.2
+  done
+  [ -n "$loopdev" ] || { echo "$name: cannot attach a loop device" >&2; return 1; }
+  mount -t "$fs" "$loopdev" "$extmnt" || { echo "$name: cannot mount crash state $1" >&2; return 1; }
+  "$recover" --recover-only "$extmnt/store" > "$scratch/recover.out" 2>&1 &
+  workpid=$!
+  wait "$workpid" || { workpid=; cat "$scratch/recover.out"; echo "$name: recovery failed on crash state $1" >&2; return 1; }
+  workpid=
+  umount "$extmnt" || return 1
+  losetup -d "$loopdev"; loopdev=
+  fusermount3 -u "$fusemnt" || return 1
+  wait "$fusepid" || { echo "$name: the recorder failed:" >&2; cat "$scratch/plfuse.err" >&2; fusepid=; return 1; }
+  fusepid=
+  rm -f "$scratch/rlive.img"
+}
+
+# One recording's recovery replay: scan, sample, record, nested replay.
+rec_sampled=0 rec_rollfwd=0 rec_logs=0 rec_nested=0 rec_bad=0
+recovery_replay() { # $1 = seed
+  local scan=$scratch/scan.out picks n k line nested
+  "$replay" --fstype "$fs" --seed "$1" --subsets "$subsets" --scan-tmp \
+    "$scratch/base.img" "$scratch/log.bin" "$scratch/replay" > "$scan" &
+  replaypid=$!
+  wait "$replaypid" || { replaypid=; echo "$name: the temp scan failed" >&2; return 1; }
+  replaypid=
+  if grep -q '^tmpscan [0-9]* unmountable' "$scan"; then
+    grep '^tmpscan [0-9]* unmountable' "$scan" | head -n 5
+    echo "$name: unmountable crash states (see the normal powerloss test)" >&2; return 1
+  fi
+  say "$(grep -c '^tmpscan' "$scan") crash states scanned: $(awk '$1 == "tmpscan" && $4 + $6 > 0' "$scan" | wc -l) with temps for recovery, $(awk '$1 == "tmpscan" && $4 > 0' "$scan" | wc -l) with a pending metadata temp, $(awk '$1 == "tmpscan" && $8 > 0' "$scan" | wc -l) of them rolled forward by recovery"
+  # A seeded shuffle of each group: roll-forward states first (at most
+  # half of the sample: they tend to be a few neighbours in one interval),
+  # then other states with a metadata temp, then the rest.
+  picks=$(awk -v seed="$1" '
+    BEGIN { srand(seed) }
+    $1 == "tmpscan" && $4 + $6 > 0 { print ($8 > 0 ? 0 : $4 > 0 ? 1 : 2), rand(), $2 }' "$scan" |
+    sort -k1,1n -k2,2g | awk -v max="$rec_per" '
+      $1 == 0 && n0 >= (max + 1) / 2 { next }
+      n < max { n++; n0 += $1 == 0; print $3 }')
+  for n in $picks; do
+    rec_sampled=$((rec_sampled + 1))
+    line=$(grep "^tmpscan $n " "$scan" | sed 's/ \[.*//')
+    case "$line" in *" rollfwd 0") ;; *) rec_rollfwd=$((rec_rollfwd + 1)) ;; esac
+    record_recovery "$n" "$1" || return 1
+    rec_logs=$((rec_logs + 1))
+    say "crash state $n (${line#tmpscan $n }): $(sed 's/^plreplay: recover-only: //' "$scratch/recover.out")"
+    set -- "$1" --fstype "$fs" --seed "$1" --subsets "$subsets" --base-state "$n" \
+      --nested-log "$scratch/rlog.bin" --e2fsck-every "${PL_E2FSCK_EVERY:-10}"
+    [ -n "${PL_MAX_STATES:-}" ] && set -- "$@" --max-states "$PL_MAX_STATES"
+    nested=$scratch/nested.$n.out
+    "$replay" "${@:2}" "$scratch/base.img" "$scratch/log.bin" "$scratch/replay" > "$nested" &
+    replaypid=$!
+    wait "$replaypid"
+    rc=$?
+    replaypid=
+    set -- "$1"
+    grep -E '^(VIOLATION|UNMOUNTABLE)' "$nested" | head -n 40
+    grep '^note' "$nested" | sed 's/ \[.*\]//' | sort | uniq -c | head -n 10
+    grep -E '^plreplay: (recovery log|[0-9]+ crash states|.*found)' "$nested" | sed "s/^/  state $n: /"
+    if [ $rc -gt 1 ]; then
+      cat "$nested" | grep -v '^state ' | tail -n 5
+      echo "$name: FAIL: the nested replay of crash state $n could not run (exit $rc)" >&2
+      return 1
+    fi
+    k=$(sed -n 's/^plreplay: \([0-9]*\) crash states.*/\1/p' "$nested" | tail -n 1)
+    rec_nested=$((rec_nested + ${k:-0}))
+    [ $rc = 0 ] || { rec_bad=$((rec_bad + 1)); cp "$scratch/rlog.bin" "$scratch/rlog.$n.bin"; }
+    [ "${k:-0}" -gt 0 ] || { echo "$name: FAIL: no nested state was checked for crash state $n" >&2; return 1; }
+  done
+}
+
 # ---- replay ---------------------------------------------------------------
 # Each configuration is MODE:THREADS — DELTAFS_SYNC_MODE for the workload
 # (auto: what the library picks for journaled ext4 or XFS; fdatasync and fsync:
@@ -271,6 +386,11 @@ for r in $(seq 0 $((rounds - 1))); do
     say "recording $ops operations (seed $s, DELTAFS_SYNC_MODE=$mode, $threads thread(s)) on a ${image_mb} MiB $fs_desc"
     record "$s" "$mode" "$threads" || exit 1
     mkdir -p "$scratch/replay"
+    if [ -n "$recmode" ]; then
+      recovery_replay "$s" || { failed=1; exit 1; }
+      [ $rec_bad = 0 ] || { status=1 failed=1; break 2; }
+      continue
+    fi
     set -- --fstype "$fs" --seed "$s" --subsets "$subsets"
     [ -n "${PL_MAX_STATES:-}" ] && set -- "$@" --max-states "$PL_MAX_STATES"
     # e2fsck -fn (xfs_repair -n) on a sample of the states after recovery
@@ -312,6 +432,21 @@ for r in $(seq 0 $((rounds - 1))); do
     fi
   done
 done
+if [ -n "$recmode" ]; then
+  say "power loss during recovery: $rec_sampled crash states sampled ($rec_rollfwd with a roll-forward), $rec_logs recovery logs recorded, $rec_nested nested states checked, $rec_bad with violations"
+  if [ $status != 0 ]; then
+    echo "$name: FAIL: a power cut during recovery left a state that violates the crash guarantees (above)" >&2
+    exit 1
+  fi
+  # Self-check: a run that exercised nothing must not pass.
+  if [ $rec_sampled = 0 ] || [ $rec_logs = 0 ] || [ $rec_nested = 0 ]; then
+    echo "$name: FAIL: vacuous run (no crash state with recovery work, no recovery log or no nested state)" >&2
+    failed=1
+    exit 1
+  fi
+  say "PASS: $tried recordings on $fs, no violation when power is cut during recovery"
+  exit 0
+fi
 if [ -n "$expect" ]; then
   if [ $status = 0 ]; then
     say "PASS: the deliberately broken build was caught on $fs in all $caught configurations"
