@@ -222,6 +222,34 @@ fi
 
 # ---- record ---------------------------------------------------------------
 # One recording: fresh image, recorder, loop device, ext4/xfs, workload.
+# Serve image $1 through the recorder (log $2), attach it to a loop device
+# and mount it on $extmnt.  Direct I/O: the loop device writes straight to
+# the FUSE file (no second page cache).  Other processes may race for a
+# free device: retry.
+recorder_mount() { # $1 = image, $2 = log
+  "$plfuse" "$1" "$2" "$fusemnt" 2>"$scratch/plfuse.err" &
+  fusepid=$!
+  for _ in $(seq 100); do [ -e "$fusemnt/disk.img" ] && break; sleep 0.1; done
+  [ -e "$fusemnt/disk.img" ] || { echo "$name: the FUSE recorder did not start:" >&2; cat "$scratch/plfuse.err" >&2; return 1; }
+  for _ in 1 2 3 4 5; do
+    loopdev=$(losetup -f --show --direct-io=on "$fusemnt/disk.img" 2>/dev/null) && break
+    loopdev=; sleep 0.2
+  done
+  [ -n "$loopdev" ] || { echo "$name: cannot attach a loop device" >&2; return 1; }
+  [ "$(losetup -n -O DIO "$loopdev" | tr -d ' ')" = 1 ] ||
+    say "note: the loop device did not enable direct I/O (writes still reach the recorder: direct_io FUSE file)"
+  mount -t "$fs" "$loopdev" "$extmnt" || { echo "$name: cannot mount $fs on $loopdev" >&2; return 1; }
+}
+
+# Unmount, detach, and stop the recorder (which then closes its log).
+recorder_unmount() {
+  umount "$extmnt" || return 1
+  losetup -d "$loopdev"; loopdev=
+  fusermount3 -u "$fusemnt" || return 1
+  wait "$fusepid" || { echo "$name: the recorder failed:" >&2; cat "$scratch/plfuse.err" >&2; fusepid=; return 1; }
+  fusepid=
+}
+
 record() { # $1 = seed, $2 = DELTAFS_SYNC_MODE, $3 = threads
   rm -f "$scratch/base.img" "$scratch/live.img" "$scratch/log.bin" "$scratch/workload.out"
   truncate -s "${image_mb}M" "$scratch/base.img" || return 1
@@ -246,21 +274,7 @@ record() { # $1 = seed, $2 = DELTAFS_SYNC_MODE, $3 = threads
   fi
   cp "$scratch/base.img" "$scratch/live.img" || return 1
 
-  "$plfuse" "$scratch/live.img" "$scratch/log.bin" "$fusemnt" 2>"$scratch/plfuse.err" &
-  fusepid=$!
-  for _ in $(seq 100); do [ -e "$fusemnt/disk.img" ] && break; sleep 0.1; done
-  [ -e "$fusemnt/disk.img" ] || { echo "$name: the FUSE recorder did not start:" >&2; cat "$scratch/plfuse.err" >&2; return 1; }
-
-  # Direct I/O: the loop device writes straight to the FUSE file (no second
-  # page cache).  Other processes may race for a free device: retry.
-  for _ in 1 2 3 4 5; do
-    loopdev=$(losetup -f --show --direct-io=on "$fusemnt/disk.img" 2>/dev/null) && break
-    loopdev=; sleep 0.2
-  done
-  [ -n "$loopdev" ] || { echo "$name: cannot attach a loop device" >&2; return 1; }
-  [ "$(losetup -n -O DIO "$loopdev" | tr -d ' ')" = 1 ] ||
-    say "note: the loop device did not enable direct I/O (writes still reach the recorder: direct_io FUSE file)"
-  mount -t "$fs" "$loopdev" "$extmnt" || { echo "$name: cannot mount $fs on $loopdev" >&2; return 1; }
+  recorder_mount "$scratch/live.img" "$scratch/log.bin" || return 1
 
   DELTAFS_SYNC_MODE=$2 "$workload" "$extmnt/store" "$fusemnt/ctl" "$1" "$ops" "$3" \
     > "$scratch/workload.out" &
@@ -279,11 +293,7 @@ record() { # $1 = seed, $2 = DELTAFS_SYNC_MODE, $3 = threads
     return 1
   fi
 
-  umount "$extmnt" || return 1
-  losetup -d "$loopdev"; loopdev=
-  fusermount3 -u "$fusemnt" || return 1
-  wait "$fusepid" || { echo "$name: the recorder failed:" >&2; cat "$scratch/plfuse.err" >&2; fusepid=; return 1; }
-  fusepid=
+  recorder_unmount
 }
 
 # ---- power loss during recovery (--recovery-replay) ------------------------
@@ -295,25 +305,12 @@ record_recovery() { # $1 = state number, $2 = seed (numbers the states)
   "$replay" --fstype "$fs" --seed "$2" --subsets "$subsets" --state "$1" \
     "$scratch/base.img" "$scratch/log.bin" "$scratch/replay" > /dev/null || return 1
   mv "$scratch/replay/state.img" "$scratch/rlive.img" || return 1
-  "$plfuse" "$scratch/rlive.img" "$scratch/rlog.bin" "$fusemnt" 2>"$scratch/plfuse.err" &
-  fusepid=$!
-  for _ in $(seq 100); do [ -e "$fusemnt/disk.img" ] && break; sleep 0.1; done
-  [ -e "$fusemnt/disk.img" ] || { echo "$name: the FUSE recorder did not start:" >&2; cat "$scratch/plfuse.err" >&2; return 1; }
-  for _ in 1 2 3 4 5; do
-    loopdev=$(losetup -f --show --direct-io=on "$fusemnt/disk.img" 2>/dev/null) && break
-    loopdev=; sleep 0.2
-  done
-  [ -n "$loopdev" ] || { echo "$name: cannot attach a loop device" >&2; return 1; }
-  mount -t "$fs" "$loopdev" "$extmnt" || { echo "$name: cannot mount crash state $1" >&2; return 1; }
+  recorder_mount "$scratch/rlive.img" "$scratch/rlog.bin" || return 1
   "$recover" --recover-only "$extmnt/store" > "$scratch/recover.out" 2>&1 &
   workpid=$!
   wait "$workpid" || { workpid=; cat "$scratch/recover.out"; echo "$name: recovery failed on crash state $1" >&2; return 1; }
   workpid=
-  umount "$extmnt" || return 1
-  losetup -d "$loopdev"; loopdev=
-  fusermount3 -u "$fusemnt" || return 1
-  wait "$fusepid" || { echo "$name: the recorder failed:" >&2; cat "$scratch/plfuse.err" >&2; fusepid=; return 1; }
-  fusepid=
+  recorder_unmount || return 1
   rm -f "$scratch/rlive.img"
 }
 
