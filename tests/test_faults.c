@@ -60,16 +60,6 @@
 #include "fault.h"
 #include "storage_int.h"
 
-/* snprintf whose result is used (so -Wformat-truncation, which some
- * optimization levels turn on, has nothing to guess about): a path that
- * does not fit is a broken test environment, not a test result. */
-#define CHECKED_SNPRINTF(buf, size, ...)                                       \
-  do {                                                                         \
-    int n_ = snprintf((buf), (size), __VA_ARGS__);                             \
-    if (n_ < 0 || (size_t)n_ >= (size_t)(size))                                \
-      abort();                                                                 \
-  } while (0)
-
 enum op {
   OP_WRITE,      /* dfs_write over an existing entity (v1 -> v2)          */
   OP_WRITE_NEW,  /* dfs_write of a new id                                 */

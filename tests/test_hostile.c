@@ -40,16 +40,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* snprintf whose result is used (so -Wformat-truncation, which some
- * optimization levels turn on, has nothing to guess about): a path that
- * does not fit is a broken test environment, not a test result. */
-#define CHECKED_SNPRINTF(buf, size, ...)                                       \
-  do {                                                                         \
-    int n_ = snprintf((buf), (size), __VA_ARGS__);                             \
-    if (n_ < 0 || (size_t)n_ >= (size_t)(size))                                \
-      abort();                                                                 \
-  } while (0)
-
 struct fx {
   char *dir;        /* the test's directory: store + outside            */
   char base[4096];  /* <dir>/store                                     */

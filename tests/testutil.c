@@ -75,23 +75,6 @@ int tu_count_temps(const char *base)
   return n;
 }
 
-dfs_meta tu_meta(int64_t version)
-{
-  dfs_meta m = {0};
-  m.key_id = "key-123";
-  m.alg = "AES-GCM";
-  m.iv = "AAECAwQFBgcICQoL";
-  m.tag = "AAECAwQFBgcICQoLDA0ODw==";
-  m.schema_id = "chat.v1";
-  m.version = version;
-  m.writer_id = "worker-1";
-  m.timestamp_sec = 1795809181; /* 2026-11-27T19:53:01Z */
-  m.timestamp_nsec = 123456789;
-  m.database = "chatdb";
-  m.entity_key = "Chat_id";
-  return m;
-}
-
 void tu_write_file(const char *path, const void *data, size_t len)
 {
   FILE *f = fopen(path, "wb");

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "deltafs/deltafs.h"
+#include "support.h" /* tu_meta, CHECKED_SNPRINTF */
 
 /* A fresh empty directory under $TMPDIR (or /var/tmp); the caller owns it.
  * Returns a malloc'd path.  tu_rmrf() removes a tree. */
@@ -24,9 +25,6 @@ int tu_count_entries(const char *dir, const char *prefix);
 /* Number of temp files left anywhere in the store (in .deltafs-tmp/ and
  * dot-files in files/ and templates/). */
 int tu_count_temps(const char *base);
-
-/* A dfs_meta filled with recognisable values for version v. */
-dfs_meta tu_meta(int64_t version);
 
 /* Write a file (path), whole; assert on failure. */
 void tu_write_file(const char *path, const void *data, size_t len);

@@ -83,6 +83,7 @@
 #include <unistd.h>
 
 #include "deltafs/deltafs.h"
+#include "support.h"
 #include "fault.h"
 
 #define NENT 4
@@ -282,19 +283,13 @@ static void writer_fail(const char *what, int ent, int rc)
   _exit(3);
 }
 
+/* The checker verifies entity_key, writer_id and timestamp_sec of what it
+ * reads against these. */
 static dfs_meta meta_for(int ent, int64_t v)
 {
-  dfs_meta m = {0};
-  m.key_id = "torture-key";
-  m.alg = "AES-GCM";
-  m.iv = "AAAAAAAAAAAAAAAA";
-  m.tag = "AAAAAAAAAAAAAAAAAAAAAA==";
-  m.schema_id = "torture.v1";
-  m.version = v;
+  dfs_meta m = tu_meta(v);
   m.writer_id = "dfs_crash";
   m.timestamp_sec = 1700000000 + v;
-  m.timestamp_nsec = 0;
-  m.database = "torture";
   m.entity_key = ent_ids[ent];
   return m;
 }
@@ -707,6 +702,19 @@ static void scenario_setup(struct sweep_ctx *c, const struct scenario *s)
     die("scenario %s: setup failed", s->name);
 }
 
+/* End of a sweep child that survived: with count_pipe >= 0 report how
+ * many syscalls it made (the counting run), then exit 0. */
+static void child_done(int count_pipe)
+{
+  if (count_pipe >= 0) {
+    unsigned long n = dfs_fault_count();
+    if (write(count_pipe, &n, sizeof n) != (ssize_t)sizeof n)
+      _exit(2);
+  }
+  dfs_fault_disarm();
+  _exit(0);
+}
+
 /* The operation under test in a child: kill it at syscall `nth` (0: do
  * not arm), or with count_pipe >= 0 report how many syscalls it made. */
 static pid_t run_op(struct sweep_ctx *c, const struct scenario *s, unsigned long nth,
@@ -725,13 +733,7 @@ static pid_t run_op(struct sweep_ctx *c, const struct scenario *s, unsigned long
     else if (nth)
       dfs_fault_arm(DFS_FAULT_MASK_ALL, nth, DFS_FAULT_KILL, 0, 0);
     do_op(&w, 0, s->op);
-    if (count_pipe >= 0) {
-      unsigned long n = dfs_fault_count();
-      if (write(count_pipe, &n, sizeof n) != (ssize_t)sizeof n)
-        _exit(2);
-    }
-    dfs_fault_disarm();
-    _exit(0);
+    child_done(count_pipe);
   }
   return pid;
 }
@@ -770,13 +772,7 @@ static pid_t run_recovery(struct sweep_ctx *c, unsigned long nth, int count_pipe
       dfs_fault_arm(DFS_FAULT_MASK_ALL, nth, DFS_FAULT_KILL, 0, 0);
     if (dfs_storage_open(&st, c->dir, &o) < 0)
       _exit(3);
-    if (count_pipe >= 0) {
-      unsigned long n = dfs_fault_count();
-      if (write(count_pipe, &n, sizeof n) != (ssize_t)sizeof n)
-        _exit(2);
-    }
-    dfs_fault_disarm();
-    _exit(0);
+    child_done(count_pipe);
   }
   return pid;
 }

@@ -73,6 +73,7 @@
 #include <unistd.h>
 
 #include "deltafs/deltafs.h"
+#include "support.h"
 #include "fault.h"
 
 static const char *prog = "distfs_check";
@@ -107,23 +108,6 @@ static dfs_storage *open_store(const char *root)
   if (rc < 0)
     SETUP_FAIL("open store %s: %s (%s)", root, dfs_strerror(rc), dfs_last_error());
   return st;
-}
-
-static dfs_meta meta_for(int64_t version)
-{
-  dfs_meta m = {0};
-  m.key_id = "k1";
-  m.alg = "AES-GCM";
-  m.iv = "AAECAwQFBgcICQoL";
-  m.tag = "AAECAwQFBgcICQoLDA0ODw==";
-  m.schema_id = "distfs.v1";
-  m.version = version;
-  m.writer_id = "distfs";
-  m.timestamp_sec = 1795809181;
-  m.timestamp_nsec = 0;
-  m.database = "distfs";
-  m.entity_key = "e";
-  return m;
 }
 
 /* The blob of `version`: a size between 40 bytes and ~24 KiB that changes
@@ -161,7 +145,7 @@ static int write_version(dfs_storage *st, const char *id, int64_t v)
 {
   size_t n;
   char *b = make_blob(v, &n);
-  dfs_meta m = meta_for(v);
+  dfs_meta m = tu_meta(v);
   int rc = dfs_write(st, id, b, n, &m);
   free(b);
   return rc;
@@ -280,7 +264,7 @@ static int cmd_counter(const char *root, const char *id, long n)
     if (value != ver)
       FAIL("counter: %s holds %ld at version %" PRId64 " (a lost update)", id, value, ver);
     snprintf(buf, sizeof buf, "%ld", value + 1);
-    meta = meta_for(ver + 1);
+    meta = tu_meta(ver + 1);
     /* The conditional write fails with DFS_ECONFLICT if someone wrote
      * between our read and our write: impossible under a working lock. */
     rc = dfs_write_if_version(st, id, buf, strlen(buf), &meta, ver);

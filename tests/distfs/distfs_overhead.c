@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "deltafs/deltafs.h"
+#include "support.h"
 
 #define BLOB 1024
 
@@ -57,22 +58,6 @@ static double median(double *v, int n)
 {
   qsort(v, (size_t)n, sizeof *v, cmp);
   return v[n / 2];
-}
-
-static dfs_meta meta_for(int64_t version)
-{
-  dfs_meta m = {0};
-  m.key_id = "k1";
-  m.alg = "AES-GCM";
-  m.iv = "AAECAwQFBgcICQoL";
-  m.tag = "AAECAwQFBgcICQoLDA0ODw==";
-  m.schema_id = "bench.v1";
-  m.version = version;
-  m.writer_id = "bench";
-  m.timestamp_sec = 1795809181;
-  m.database = "bench";
-  m.entity_key = "e";
-  return m;
 }
 
 /* One file of the floor write: create, write, fsync, close. */
@@ -148,7 +133,7 @@ int main(int argc, char **argv)
   for (int rd = 0; rd < rounds; rd++) {
     double t0 = now_us();
     for (int i = 0; i < ops; i++) {
-      dfs_meta mt = meta_for(++v);
+      dfs_meta mt = tu_meta(++v);
       if (dfs_write(st, "bench", blob, sizeof blob, &mt) < 0)
         die("dfs_write");
     }

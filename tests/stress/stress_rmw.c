@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "deltafs/deltafs.h"
+#include "support.h"
 
 #define MAX_ENTITIES 64
 
@@ -44,20 +45,6 @@ static struct shared *g_sh;
 static void entity_id(char *buf, size_t n, int e)
 {
   snprintf(buf, n, "counter_%d", e);
-}
-
-static dfs_meta base_meta(int64_t version)
-{
-  dfs_meta m;
-  memset(&m, 0, sizeof m);
-  m.key_id = "stress";
-  m.alg = "none";
-  m.schema_id = "counter.v1";
-  m.version = version;
-  m.writer_id = "stress_rmw";
-  m.database = "stress";
-  m.entity_key = "counter";
-  return m;
 }
 
 static int open_store(dfs_storage **st)
@@ -107,7 +94,7 @@ static int increment(dfs_storage *st, dfs_lockmgr *m, int e)
     goto out;
   }
   n = snprintf(blob, sizeof blob, "%lld", v + 1);
-  meta = base_meta(ver + 1);
+  meta = tu_meta(ver + 1);
   if ((rc = dfs_write(st, id, blob, (size_t)n, &meta)) != 0)
     fail("write", id, rc);
 out:
@@ -221,7 +208,7 @@ int main(int argc, char **argv)
   if ((rc = open_store(&st)) != 0)
     return fail("open store", g_dir, rc), 1;
   for (int e = 0; e < entities; e++) {
-    dfs_meta meta = base_meta(1);
+    dfs_meta meta = tu_meta(1);
     entity_id(id, sizeof id, e);
     if ((rc = dfs_write(st, id, "0", 1, &meta)) != 0)
       return fail("seed", id, rc), 1;
