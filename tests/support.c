@@ -3,6 +3,10 @@
  */
 #include "support.h"
 
+#include <ftw.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
 dfs_meta tu_meta(int64_t version)
 {
   dfs_meta m = {0};
@@ -18,4 +22,19 @@ dfs_meta tu_meta(int64_t version)
   m.database = "chatdb";
   m.entity_key = "Chat_id";
   return m;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  remove(p);
+  return 0;
+}
+
+void tu_rmrf(const char *path)
+{
+  if (path)
+    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -27,4 +27,7 @@
  * it themselves on top. */
 dfs_meta tu_meta(int64_t version);
 
+/* Remove a tree (best effort; NULL is fine). */
+void tu_rmrf(const char *path);
+
 #endif

@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,21 +24,6 @@ char *tu_mkdtemp(const char *tag)
     abort();
   }
   return path;
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  remove(p);
-  return 0;
-}
-
-void tu_rmrf(const char *path)
-{
-  if (path)
-    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int tu_count_entries(const char *dir, const char *prefix)

@@ -14,9 +14,8 @@
 #include "support.h" /* tu_meta, CHECKED_SNPRINTF */
 
 /* A fresh empty directory under $TMPDIR (or /var/tmp); the caller owns it.
- * Returns a malloc'd path.  tu_rmrf() removes a tree. */
+ * Returns a malloc'd path.  tu_rmrf() (support.h) removes a tree. */
 char *tu_mkdtemp(const char *tag);
-void tu_rmrf(const char *path);
 
 /* Number of entries in dir (excluding . and ..) whose name starts with
  * prefix ("" for all). -1 if dir cannot be opened. */

@@ -69,7 +69,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -597,19 +596,6 @@ static int check_store(const char *dir, const char *logpath, struct stats *stats
 
 /* ---- process plumbing ------------------------------------------------- */
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  remove(p);
-  return 0;
-}
-
-static void rmrf(const char *p)
-{
-  nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* Wait for a child; 0 if SIGKILLed, 1 if it exited 0, else -1 (message). */
 static int reap(pid_t pid, const char *what)
@@ -677,7 +663,7 @@ static void scenario_setup(struct sweep_ctx *c, const struct scenario *s)
 {
   struct writer w;
   pid_t pid;
-  rmrf(c->dir);
+  tu_rmrf(c->dir);
   if (mkdir(c->dir, 0755) < 0)
     die("mkdir %s: %s", c->dir, strerror(errno));
   /* The setup is not under test: no fsync (a process kill cannot undo it).
@@ -886,7 +872,7 @@ static int cmd_sweep(const char *dir)
   printf("crash sweep: %" PRIu64 " crash points (%" PRIu64 " in operations, %" PRIu64
          " in recovery), %" PRIu64 " checks: %s\n",
          total_op + total_rec, total_op, total_rec, total_checks, rc == 0 ? "PASS" : "FAIL");
-  rmrf(dir);
+  tu_rmrf(dir);
   unlink(c.log);
   return rc == 0 ? 0 : 1;
 }
@@ -963,7 +949,7 @@ static int cmd_random(const char *dir)
          stats.mid_op, stats.new_state, stats.old_state, stats.fsck_leftovers,
          rc == 0 ? "PASS" : "FAIL");
   if (rc == 0) {
-    rmrf(dir);
+    tu_rmrf(dir);
     unlink(logpath);
   } else {
     fprintf(stderr, "dfs_crash: store kept for inspection: %s (log %s)\n", dir, logpath);
